@@ -1,0 +1,61 @@
+# customer_dal: every task starts here; CI runs the same targets.
+# Each target bootstraps .venv/ (and the embedded PostgreSQL, when DATABASE_URL
+# is unset) by itself, so a fresh clone needs only Python >= 3.11 and make.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CLI    := $(BIN)/customer-dal
+STAMP  := $(VENV)/.installed
+STEPS  ?= 1
+ROWS   ?= 100000
+
+.DEFAULT_GOAL := help
+.PHONY: help migrate rollback status new-migration test lint format psql db-stop clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# The virtualenv is rebuilt when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "customer_dal needs Python >= 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+migrate: $(STAMP) ## apply pending migrations (DATABASE_URL, else the embedded server)
+	@$(CLI) migrate
+
+rollback: $(STAMP) ## roll back the newest migration (STEPS=n for more)
+	@$(CLI) rollback --steps $(STEPS)
+
+status: $(STAMP) ## list applied and pending migrations; fails if any is pending or edited
+	@$(CLI) status
+
+new-migration: $(STAMP) ## create the next numbered migration pair: NAME=add_something
+	@test -n "$(NAME)" || { echo "usage: make new-migration NAME=lower_snake_case"; exit 2; }
+	@$(CLI) new-migration $(NAME)
+
+test: $(STAMP) ## run the test suite against a real PostgreSQL, with 100% branch coverage
+	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff, ruff format --check, mypy --strict, squawk on migrations/
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy --strict src
+	$(BIN)/squawk --assume-in-transaction migrations/*.sql
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+psql: $(STAMP) ## open psql on the database
+	@$(CLI) psql
+
+db-stop: $(STAMP) ## stop the embedded server
+	@$(CLI) db-stop
+
+clean: ## stop the embedded server, remove .venv/, .pgdata/ and caches
+	-@test -x $(CLI) && $(CLI) db-stop
+	rm -rf $(VENV) .pgdata .coverage .coverage.* htmlcov dist build .mypy_cache .ruff_cache .hypothesis

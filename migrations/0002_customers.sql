@@ -1,0 +1,106 @@
+-- Customers of the shop.
+--
+-- The database, not the application, enforces the rules, so a row typed by
+-- hand in psql obeys them too: a name that is not blank, phones with at least
+-- 7 digits, an e-mail of the right shape, and no two ACTIVE customers sharing
+-- a primary phone however it is formatted ("(555) 123-4567", "555.123.4567"
+-- and "5551234567" are one number: phones are compared by their digits, kept
+-- in generated columns). A soft-deleted customer (is_active = false) frees
+-- the number for reuse.
+-- depends: 0001_users
+
+-- Trigram indexes serve the substring search (ILIKE '%x%' cannot use a B-tree).
+-- Create the extension only when it is absent, and mark it, so rolling back
+-- drops it only if this migration created it.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+        CREATE EXTENSION pg_trgm;
+        COMMENT ON EXTENSION pg_trgm IS 'trigram matching for customer search; created by customer_dal migration 0002_customers, dropped by its rollback';
+    END IF;
+END
+$$;
+
+CREATE TABLE customers (
+    id                      bigint GENERATED ALWAYS AS IDENTITY,
+    name                    varchar(100) NOT NULL,
+    phone                   varchar(20) NOT NULL,
+    phone_secondary         varchar(20),
+    email                   varchar(100),
+    address                 text,
+    notes                   text,
+    is_active               boolean NOT NULL DEFAULT true,
+    created_by_id           bigint,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    phone_digits            text NOT NULL
+        GENERATED ALWAYS AS (regexp_replace(phone, '[^0-9]', '', 'g')) STORED,
+    phone_secondary_digits  text
+        GENERATED ALWAYS AS (regexp_replace(phone_secondary, '[^0-9]', '', 'g')) STORED,
+    CONSTRAINT customers_pkey PRIMARY KEY (id),
+    -- The customer outlives the clerk who registered them.
+    CONSTRAINT customers_created_by_id_fkey FOREIGN KEY (created_by_id)
+        REFERENCES users (id) ON DELETE SET NULL,
+    CONSTRAINT customers_name_not_blank CHECK (name ~ '\S'),
+    CONSTRAINT customers_phone_min_digits CHECK (length(phone_digits) >= 7),
+    CONSTRAINT customers_phone_secondary_min_digits
+        CHECK (phone_secondary IS NULL OR length(phone_secondary_digits) >= 7),
+    -- The shape only (one @, a dot in the domain, no spaces); the application
+    -- validates fully with email-validator.
+    CONSTRAINT customers_email_shape
+        CHECK (email IS NULL OR email ~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$')
+);
+
+-- The rule "no two active customers share a primary phone". A unique index,
+-- not a check in the application, so it holds under concurrent writes.
+CREATE UNIQUE INDEX customers_active_phone_key
+    ON customers (phone_digits) WHERE is_active;
+
+-- Exact lookup by a secondary phone (get_by_phone).
+CREATE INDEX customers_active_phone_secondary_idx
+    ON customers (phone_secondary_digits) WHERE is_active AND phone_secondary_digits IS NOT NULL;
+
+-- Substring search on name, e-mail and phone digits.
+CREATE INDEX customers_name_trgm_idx ON customers USING gin (name gin_trgm_ops);
+CREATE INDEX customers_email_trgm_idx ON customers USING gin (email gin_trgm_ops);
+CREATE INDEX customers_phone_digits_trgm_idx ON customers USING gin (phone_digits gin_trgm_ops);
+CREATE INDEX customers_phone_secondary_digits_trgm_idx
+    ON customers USING gin (phone_secondary_digits gin_trgm_ops);
+
+-- Paging through customers by name; id breaks ties so pages never overlap.
+CREATE INDEX customers_name_id_idx ON customers (name, id);
+
+-- Deleting a user sets created_by_id to NULL: without this index that is a full scan.
+CREATE INDEX customers_created_by_id_idx ON customers (created_by_id);
+
+-- updated_at moves on every UPDATE, including one typed in psql. (A WHEN
+-- (OLD IS DISTINCT FROM NEW) filter is not allowed: NEW's generated columns
+-- are not computed yet in a BEFORE trigger.)
+CREATE FUNCTION customers_touch_updated_at() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.updated_at := now();
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER customers_touch_updated_at
+    BEFORE UPDATE ON customers
+    FOR EACH ROW
+    EXECUTE FUNCTION customers_touch_updated_at();
+
+COMMENT ON FUNCTION customers_touch_updated_at() IS 'Sets customers.updated_at to now() on every UPDATE of a customer.';
+COMMENT ON TABLE customers IS 'The shop''s customers. Soft-deleted rows keep is_active = false; the balance is not stored (a ledger computes it).';
+COMMENT ON COLUMN customers.id IS 'Surrogate key, assigned by the database.';
+COMMENT ON COLUMN customers.name IS 'Full name as the customer gives it; 1-100 characters, not blank.';
+COMMENT ON COLUMN customers.phone IS 'Primary phone as typed; at least 7 digits; unique among active customers by its digits.';
+COMMENT ON COLUMN customers.phone_secondary IS 'Optional second phone as typed; at least 7 digits; may be shared (a family landline).';
+COMMENT ON COLUMN customers.email IS 'Optional e-mail address, normalised by the application.';
+COMMENT ON COLUMN customers.address IS 'Optional postal address, free text.';
+COMMENT ON COLUMN customers.notes IS 'Optional free-text notes by the shop''s staff.';
+COMMENT ON COLUMN customers.is_active IS 'false once the customer is soft-deleted; the row and its history stay.';
+COMMENT ON COLUMN customers.created_by_id IS 'The user who registered the customer; NULL when unknown or when that user was deleted.';
+COMMENT ON COLUMN customers.created_at IS 'When the customer was registered (database clock).';
+COMMENT ON COLUMN customers.updated_at IS 'When the row last changed; kept by trigger customers_touch_updated_at.';
+COMMENT ON COLUMN customers.phone_digits IS 'Digits of phone (generated): what uniqueness and phone search compare.';
+COMMENT ON COLUMN customers.phone_secondary_digits IS 'Digits of phone_secondary (generated), for lookup and search.';

@@ -1,0 +1,268 @@
+"""Apply and roll back the hand-written SQL migrations, with yoyo underneath.
+
+yoyo reads ``migrations/`` (``NNNN_name.sql`` plus ``NNNN_name.rollback.sql``),
+orders them by their ``-- depends:`` lines and keeps its bookkeeping tables.
+This module closes the gaps yoyo leaves open for a deploy tool:
+
+* **Atomic steps.** A migration's statements, yoyo's bookkeeping row and our
+  checksum are written in one transaction, so a failure or a killed process
+  leaves neither schema nor bookkeeping behind. (yoyo commits the schema and
+  its bookkeeping separately.)
+* **A lock that dies with its holder.** Runs are serialised by a PostgreSQL
+  advisory lock, not by yoyo's lock-table row that a crashed run leaves behind.
+* **Edited migrations are refused.** yoyo hashes a migration's id, not its
+  text; we record a SHA-256 of both files when applying and refuse to go on
+  when an applied file has changed.
+* **Bookkeeping stays out of the application's schema.** yoyo's tables and ours
+  live in the ``customer_dal_migrations`` schema; migrations run with the
+  connection's own search_path.
+* **Reversible or nothing.** A migration without a rollback file is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+from psycopg import errors as pg_errors
+from yoyo import read_migrations
+from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
+from yoyo.connections import parse_uri
+from yoyo.exceptions import BadMigration
+
+from .db import error_summary, connect, describe, resolve_dsn, yoyo_url
+from .errors import MigrationError, MigrationLockedError
+from .resources import migrations_directory
+
+__all__ = ["MigrationState", "migrate", "migration_status", "rollback"]
+
+BOOKKEEPING_SCHEMA = "customer_dal_migrations"
+# Any constant works, as long as every customer_dal process uses the same one.
+_ADVISORY_LOCK_KEY = 0x637573745F64616C  # "cust_dal"
+DEFAULT_LOCK_TIMEOUT = 60.0
+
+State = Literal["applied", "pending", "edited"]
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    """One migration file and where the database stands with it."""
+
+    id: str
+    state: State
+
+
+def migrate(
+    dsn: str | None = None,
+    *,
+    directory: Path | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> list[str]:
+    """Apply every pending migration, oldest first; return their ids.
+
+    Re-running applies nothing and returns ``[]``. Each migration is applied in
+    its own transaction: when one fails, the ones before it stay applied and it
+    leaves no trace. Raises :class:`MigrationError` when an applied migration's
+    file was edited, before applying anything.
+    """
+    migrations = _read(directory)
+    with _locked_backend(dsn, lock_timeout) as backend:
+        _refuse_edited(backend, migrations)
+        pending = backend.to_apply(migrations)
+        for migration in pending:
+            _run(backend, migration, "apply")
+        return [migration.id for migration in pending]
+
+
+def rollback(
+    dsn: str | None = None,
+    steps: int = 1,
+    *,
+    directory: Path | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> list[str]:
+    """Roll back the newest ``steps`` applied migrations; return their ids, newest first.
+
+    Migrations that depend on a rolled-back one come first in yoyo's reversed
+    dependency order, so they are always included. With nothing applied this
+    returns ``[]``.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, not {steps}")
+    migrations = _read(directory)
+    with _locked_backend(dsn, lock_timeout) as backend:
+        _refuse_edited(backend, migrations)
+        newest_first = list(backend.to_rollback(migrations))[:steps]
+        for migration in newest_first:
+            _run(backend, migration, "rollback")
+        return [migration.id for migration in newest_first]
+
+
+def migration_status(
+    dsn: str | None = None,
+    *,
+    directory: Path | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> list[MigrationState]:
+    """Every migration file, oldest first, as applied, pending or edited since applied."""
+    migrations = _read(directory)
+    with _locked_backend(dsn, lock_timeout) as backend:
+        applied = set(backend.get_applied_migration_hashes())
+        recorded = _recorded_checksums(backend)
+        states: list[MigrationState] = []
+        for migration in migrations:
+            state: State = "pending"
+            if migration.hash in applied:
+                edited = recorded.get(migration.id) != _checksum(migration)
+                state = "edited" if edited else "applied"
+            states.append(MigrationState(migration.id, state))
+        return states
+
+
+def _read(directory: Path | None) -> Any:
+    """Read the migrations and check each is reversible and transactional."""
+    directory = directory or migrations_directory()
+    if not directory.is_dir():
+        raise MigrationError(f"migrations directory {directory} does not exist")
+    for path in sorted(directory.glob("*.sql")):
+        if path.name.endswith(".rollback.sql"):
+            continue
+        if not _rollback_path(path).is_file():
+            raise MigrationError(
+                f"{path.name} has no {_rollback_path(path).name}: every migration must be reversible"
+            )
+    migrations = read_migrations(str(directory))
+    for migration in migrations:
+        try:
+            migration.load()
+        except BadMigration as exc:
+            raise MigrationError(f"cannot read {Path(migration.path).name}: {exc}") from exc
+        if not migration.use_transactions:
+            raise MigrationError(
+                f"{Path(migration.path).name} asks for no transaction; customer_dal applies "
+                "each migration atomically, so every migration must be transactional"
+            )
+    return migrations
+
+
+def _rollback_path(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(".sql") + ".rollback.sql")
+
+
+def _checksum(migration: Any) -> str:
+    """SHA-256 of the migration and its rollback, so editing either is caught."""
+    path = Path(migration.path)
+    digest = hashlib.sha256(path.read_bytes())
+    digest.update(b"\0")
+    digest.update(_rollback_path(path).read_bytes())
+    return digest.hexdigest()
+
+
+class _Backend(PostgresqlPsycopgBackend):  # type: ignore[misc]
+    """yoyo's psycopg 3 backend with its tables in :data:`BOOKKEEPING_SCHEMA`.
+
+    The session's search_path points at the bookkeeping schema, as yoyo's own
+    ``?schema=`` option would; :func:`_run` switches to the application's
+    search_path (captured on connect) while a migration's statements run.
+    """
+
+    app_search_path = ""
+
+    def init_connection(self, connection: psycopg.Connection[Any]) -> None:
+        if not self.app_search_path:
+            row = connection.execute("SELECT current_setting('search_path')").fetchone()
+            assert row is not None
+            self.app_search_path = row[0]
+        connection.execute(
+            "SELECT set_config('search_path', %s, false)", [BOOKKEEPING_SCHEMA]
+        )
+
+
+def _set_local_search_path(backend: _Backend, search_path: str) -> None:
+    backend.connection.execute("SELECT set_config('search_path', %s, true)", [search_path])
+
+
+@contextmanager
+def _locked_backend(dsn: str | None, lock_timeout: float) -> Iterator[_Backend]:
+    """A yoyo backend, opened while this process holds the migration lock."""
+    resolved = resolve_dsn(dsn)
+    with connect(resolved) as lock_connection:
+        _acquire_lock(lock_connection, resolved, lock_timeout)
+        lock_connection.execute(f"CREATE SCHEMA IF NOT EXISTS {BOOKKEEPING_SCHEMA}")
+        lock_connection.execute(
+            f"""
+            CREATE TABLE IF NOT EXISTS {BOOKKEEPING_SCHEMA}.migration_checksum (
+                migration_id text PRIMARY KEY,
+                sha256       text NOT NULL,
+                applied_at   timestamptz NOT NULL DEFAULT now()
+            )
+            """
+        )
+        backend = _Backend(parse_uri(yoyo_url(resolved)), "_yoyo_migration")
+        try:
+            backend.init_database()
+            yield backend
+        finally:
+            backend.connection.close()
+    # Closing lock_connection releases the advisory lock; so does a killed process.
+
+
+def _acquire_lock(connection: psycopg.Connection[Any], dsn: str, timeout: float) -> None:
+    connection.execute("SELECT set_config('lock_timeout', %s, false)", [f"{int(timeout * 1000)}"])
+    try:
+        connection.execute("SELECT pg_advisory_lock(%s)", [_ADVISORY_LOCK_KEY])
+    except pg_errors.LockNotAvailable as exc:
+        raise MigrationLockedError(
+            f"another migration run holds the lock on {describe(dsn)}; "
+            f"gave up after {timeout:g} s"
+        ) from exc
+    connection.execute("RESET lock_timeout")
+
+
+def _recorded_checksums(backend: _Backend) -> dict[str, str]:
+    rows = backend.connection.execute(
+        "SELECT migration_id, sha256 FROM migration_checksum"
+    ).fetchall()
+    return dict(rows)
+
+
+def _refuse_edited(backend: _Backend, migrations: Any) -> None:
+    recorded = _recorded_checksums(backend)
+    applied = set(backend.get_applied_migration_hashes())
+    for migration in migrations:
+        if migration.hash in applied and recorded.get(migration.id) != _checksum(migration):
+            raise MigrationError(
+                f"{Path(migration.path).name} was edited after it was applied; "
+                "restore it and add a new migration instead"
+            )
+
+
+def _run(backend: _Backend, migration: Any, direction: Literal["apply", "rollback"]) -> None:
+    """Run one migration and its bookkeeping in a single transaction."""
+    try:
+        with backend.transaction():
+            _set_local_search_path(backend, backend.app_search_path)
+            migration.process_steps(backend, direction)
+            _set_local_search_path(backend, BOOKKEEPING_SCHEMA)
+            backend.log_migration(migration, direction)
+            if direction == "apply":
+                backend.mark_one(migration, log=False)
+                backend.connection.execute(
+                    "INSERT INTO migration_checksum (migration_id, sha256) VALUES (%s, %s)",
+                    [migration.id, _checksum(migration)],
+                )
+            else:
+                backend.unmark_one(migration, log=False)
+                backend.connection.execute(
+                    "DELETE FROM migration_checksum WHERE migration_id = %s", [migration.id]
+                )
+    except psycopg.Error as exc:
+        verb = "applying" if direction == "apply" else "rolling back"
+        raise MigrationError(
+            f"{verb} {Path(migration.path).name} failed, nothing was changed: {error_summary(exc)}"
+        ) from exc
