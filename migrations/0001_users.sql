@@ -1,6 +1,12 @@
 -- Users: the minimal table the auth system will own. Customers point here
 -- through created_by_id, so this table exists before customers does.
 
+-- Fail fast instead of queueing behind a long transaction (and every query
+-- behind us); yoyo runs the whole file in one transaction, so LOCAL suffices.
+SET LOCAL lock_timeout = '10s';
+
+SET LOCAL statement_timeout = '15min';
+
 CREATE TABLE users (
     id          bigint GENERATED ALWAYS AS IDENTITY,
     full_name   text NOT NULL,

@@ -9,6 +9,12 @@
 -- the number for reuse.
 -- depends: 0001_users
 
+-- Fail fast instead of queueing behind a long transaction (and every query
+-- behind us); yoyo runs the whole file in one transaction, so LOCAL suffices.
+SET LOCAL lock_timeout = '10s';
+
+SET LOCAL statement_timeout = '15min';
+
 -- Trigram indexes serve the substring search (ILIKE '%x%' cannot use a B-tree).
 -- Create the extension only when it is absent, and mark it, so rolling back
 -- drops it only if this migration created it.

@@ -112,7 +112,8 @@ def _new_migration(args: argparse.Namespace) -> int:
     numbers = [int(path.name[:4]) for path in directory.glob("[0-9][0-9][0-9][0-9]_*.sql")]
     stem = f"{max(numbers, default=0) + 1:04d}_{name}"
     previous = sorted(
-        path.stem for path in directory.glob("[0-9][0-9][0-9][0-9]_*.sql")
+        path.stem
+        for path in directory.glob("[0-9][0-9][0-9][0-9]_*.sql")
         if not path.name.endswith(".rollback.sql")
     )
     depends = f"-- depends: {previous[-1]}\n" if previous else ""
@@ -134,7 +135,7 @@ def _psql(args: argparse.Namespace) -> int:
     extra: list[str] = args.psql_args
     if extra[:1] == ["--"]:
         extra = extra[1:]
-    os.execv(executable, [executable, resolve_dsn(args.dsn), *extra])
+    os.execv(executable, [executable, resolve_dsn(args.dsn), *extra])  # noqa: S606 - no shell wanted
     return 0  # not reached: execv replaces this process
 
 

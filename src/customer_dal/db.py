@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from .embedded import embedded_dsn
 from .errors import ConfigurationError, DatabaseUnavailableError
 
 __all__ = ["connect", "describe", "error_summary", "resolve_dsn", "with_database", "yoyo_url"]
@@ -32,8 +33,6 @@ def resolve_dsn(dsn: str | None = None) -> str:
     from_env = os.environ.get(DATABASE_URL_ENV)
     if from_env:
         return _normalise(from_env)
-    from .embedded import embedded_dsn
-
     return embedded_dsn()
 
 

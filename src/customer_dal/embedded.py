@@ -98,4 +98,4 @@ def psql_executable() -> str:
     system_psql = shutil.which("psql")
     if system_psql:
         return system_psql
-    return str(_load_wheel().POSTGRES_BIN_PATH / "psql")
+    return str(_load_wheel().postgres_server.POSTGRES_BIN_PATH / "psql")

@@ -35,7 +35,7 @@ from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import parse_uri
 from yoyo.exceptions import BadMigration
 
-from .db import error_summary, connect, describe, resolve_dsn, yoyo_url
+from .db import connect, describe, error_summary, resolve_dsn, yoyo_url
 from .errors import MigrationError, MigrationLockedError
 from .resources import migrations_directory
 
@@ -133,8 +133,9 @@ def _read(directory: Path | None) -> Any:
         if path.name.endswith(".rollback.sql"):
             continue
         if not _rollback_path(path).is_file():
+            missing = _rollback_path(path).name
             raise MigrationError(
-                f"{path.name} has no {_rollback_path(path).name}: every migration must be reversible"
+                f"{path.name} has no {missing}: every migration must be reversible"
             )
     migrations = read_migrations(str(directory))
     for migration in migrations:
@@ -175,12 +176,8 @@ class _Backend(PostgresqlPsycopgBackend):  # type: ignore[misc]
 
     def init_connection(self, connection: psycopg.Connection[Any]) -> None:
         if not self.app_search_path:
-            row = connection.execute("SELECT current_setting('search_path')").fetchone()
-            assert row is not None
-            self.app_search_path = row[0]
-        connection.execute(
-            "SELECT set_config('search_path', %s, false)", [BOOKKEEPING_SCHEMA]
-        )
+            [(self.app_search_path,)] = connection.execute("SHOW search_path").fetchall()
+        connection.execute("SELECT set_config('search_path', %s, false)", [BOOKKEEPING_SCHEMA])
 
 
 def _set_local_search_path(backend: _Backend, search_path: str) -> None:
@@ -218,8 +215,7 @@ def _acquire_lock(connection: psycopg.Connection[Any], dsn: str, timeout: float)
         connection.execute("SELECT pg_advisory_lock(%s)", [_ADVISORY_LOCK_KEY])
     except pg_errors.LockNotAvailable as exc:
         raise MigrationLockedError(
-            f"another migration run holds the lock on {describe(dsn)}; "
-            f"gave up after {timeout:g} s"
+            f"another migration run holds the lock on {describe(dsn)}; gave up after {timeout:g} s"
         ) from exc
     connection.execute("RESET lock_timeout")
 

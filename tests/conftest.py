@@ -1,0 +1,81 @@
+"""Fixtures: a real PostgreSQL (embedded, or DATABASE_URL when set), a migrated
+template database made once per session, and a cheap clone of it per test."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from customer_dal import migrate, resolve_dsn
+from customer_dal.db import with_database
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def server_dsn() -> str:
+    """The server under test: DATABASE_URL, else the embedded one (started on demand)."""
+    return resolve_dsn()
+
+
+def _janitor(server_dsn: str, dbname: str, **kwargs: Any) -> DatabaseJanitor:
+    params = conninfo_to_dict(server_dsn)
+    return DatabaseJanitor(
+        user=params.get("user") or os.environ.get("PGUSER") or "postgres",
+        password=params.get("password"),
+        host=params.get("host") or "localhost",
+        port=params.get("port") or 5432,
+        maintenance_dbname=params.get("dbname") or "postgres",
+        dbname=dbname,
+        connection_timeout=10,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="session")
+def template_dbname(server_dsn: str) -> Iterator[str]:
+    """A database migrated once, then cloned (CREATE DATABASE ... TEMPLATE) for each test."""
+    name = f"cdal_template_{os.getpid()}"
+    janitor = _janitor(server_dsn, name)
+    janitor.drop()
+    janitor.init()
+    migrate(with_database(server_dsn, name))
+    yield name
+    janitor.drop()
+
+
+def fresh_database(server_dsn: str, template: str | None) -> Iterator[str]:
+    """Create a database (a clone of ``template`` when given); yield its DSN; drop it."""
+    name = f"cdal_test_{os.getpid()}_{next(_names)}"
+    janitor = _janitor(server_dsn, name, template_dbname=template)
+    janitor.init()
+    try:
+        yield with_database(server_dsn, name)
+    finally:
+        janitor.drop()
+
+
+@pytest.fixture
+def dsn(server_dsn: str, template_dbname: str) -> Iterator[str]:
+    """A freshly migrated database of this test's own."""
+    yield from fresh_database(server_dsn, template_dbname)
+
+
+@pytest.fixture
+def empty_dsn(server_dsn: str) -> Iterator[str]:
+    """A database of this test's own that has never been migrated."""
+    yield from fresh_database(server_dsn, None)
+
+
+@pytest.fixture
+def conn(dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection to the test's migrated database, for checking with raw SQL."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        yield connection

@@ -1,0 +1,245 @@
+"""Migrations: up, idempotent up, down, down leaves no trace, up again, and the
+failure modes a deploy must survive."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from customer_dal import (
+    MigrationError,
+    MigrationLockedError,
+    MigrationState,
+    migrate,
+    migration_status,
+    rollback,
+)
+from customer_dal.migrations import _ADVISORY_LOCK_KEY, BOOKKEEPING_SCHEMA
+from customer_dal.resources import migrations_directory
+
+from .catalog import catalog_snapshot
+
+ALL = ["0001_users", "0002_customers"]
+
+
+def _tables(dsn: str, schema: str = "public") -> set[str]:
+    with psycopg.connect(dsn) as connection:
+        rows = connection.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s", [schema]
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
+@pytest.fixture
+def own_migrations(tmp_path: Path) -> Path:
+    """A copy of the shipped migrations that a test may extend or edit."""
+    directory = tmp_path / "migrations"
+    shutil.copytree(migrations_directory(), directory)
+    return directory
+
+
+def test_migrate_applies_every_migration_in_order(empty_dsn: str) -> None:
+    assert migrate(empty_dsn) == ALL
+    assert {"users", "customers"} <= _tables(empty_dsn)
+
+
+def test_migrate_twice_applies_nothing_the_second_time(empty_dsn: str) -> None:
+    migrate(empty_dsn)
+    before = catalog_snapshot(empty_dsn)
+    assert migrate(empty_dsn) == []
+    assert catalog_snapshot(empty_dsn) == before
+
+
+def test_bookkeeping_stays_out_of_the_application_schema(empty_dsn: str) -> None:
+    migrate(empty_dsn)
+    assert _tables(empty_dsn) == {"users", "customers"}
+    assert {"_yoyo_migration", "_yoyo_log", "yoyo_lock", "migration_checksum"} <= _tables(
+        empty_dsn, BOOKKEEPING_SCHEMA
+    )
+
+
+def test_rollback_one_step_undoes_only_the_newest(empty_dsn: str) -> None:
+    migrate(empty_dsn)
+    assert rollback(empty_dsn) == ["0002_customers"]
+    assert _tables(empty_dsn) == {"users"}
+    assert migration_status(empty_dsn) == [
+        MigrationState("0001_users", "applied"),
+        MigrationState("0002_customers", "pending"),
+    ]
+
+
+def test_full_rollback_leaves_no_trace_and_up_again_restores_the_same_catalog(
+    empty_dsn: str,
+) -> None:
+    never_migrated = catalog_snapshot(empty_dsn)
+    migrate(empty_dsn)
+    migrated = catalog_snapshot(empty_dsn)
+
+    assert rollback(empty_dsn, steps=10) == ["0002_customers", "0001_users"]
+    assert catalog_snapshot(empty_dsn) == never_migrated
+
+    assert migrate(empty_dsn) == ALL
+    assert catalog_snapshot(empty_dsn) == migrated
+
+
+def test_rollback_with_nothing_applied_is_a_no_op(empty_dsn: str) -> None:
+    assert rollback(empty_dsn) == []
+
+
+def test_rollback_rejects_a_step_count_below_one(empty_dsn: str) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        rollback(empty_dsn, steps=0)
+
+
+def test_rollback_keeps_an_extension_it_did_not_create(empty_dsn: str) -> None:
+    with psycopg.connect(empty_dsn, autocommit=True) as connection:
+        connection.execute("CREATE EXTENSION pg_trgm")
+    never_migrated = catalog_snapshot(empty_dsn)
+    migrate(empty_dsn)
+    rollback(empty_dsn, steps=2)
+    assert catalog_snapshot(empty_dsn) == never_migrated
+
+
+def test_a_broken_migration_leaves_neither_schema_nor_bookkeeping(
+    empty_dsn: str, own_migrations: Path
+) -> None:
+    (own_migrations / "0003_broken.sql").write_text(
+        "-- depends: 0002_customers\n"
+        "CREATE TABLE half_done (id int);\n"
+        "ALTER TABLE customers ADD COLUMN nickname text;\n"
+        "SELECT no_such_function();\n"
+    )
+    (own_migrations / "0003_broken.rollback.sql").write_text("DROP TABLE half_done;\n")
+    migrate(empty_dsn)  # the shipped ones
+    before = catalog_snapshot(empty_dsn)
+
+    with pytest.raises(MigrationError, match=r"0003_broken\.sql failed, nothing was changed"):
+        migrate(empty_dsn, directory=own_migrations)
+
+    assert catalog_snapshot(empty_dsn) == before
+    assert migration_status(empty_dsn, directory=own_migrations)[-1] == MigrationState(
+        "0003_broken", "pending"
+    )
+
+
+def test_a_failing_rollback_changes_nothing(empty_dsn: str, own_migrations: Path) -> None:
+    (own_migrations / "0003_extra.sql").write_text(
+        "-- depends: 0002_customers\nCREATE TABLE extra (id int);\n"
+    )
+    (own_migrations / "0003_extra.rollback.sql").write_text("DROP TABLE no_such_table;\n")
+    migrate(empty_dsn, directory=own_migrations)
+    with pytest.raises(MigrationError, match=r"rolling back 0003_extra\.sql failed"):
+        rollback(empty_dsn, directory=own_migrations)
+    assert "extra" in _tables(empty_dsn)
+    assert migration_status(empty_dsn, directory=own_migrations)[-1].state == "applied"
+
+
+def test_an_edited_migration_is_refused_by_name(empty_dsn: str, own_migrations: Path) -> None:
+    migrate(empty_dsn, directory=own_migrations)
+    edited = own_migrations / "0001_users.sql"
+    edited.write_text(edited.read_text() + "\n-- a harmless-looking edit\n")
+
+    with pytest.raises(MigrationError, match=r"0001_users\.sql was edited after it was applied"):
+        migrate(empty_dsn, directory=own_migrations)
+    with pytest.raises(MigrationError, match=r"0001_users\.sql was edited"):
+        rollback(empty_dsn, directory=own_migrations)
+    assert migration_status(empty_dsn, directory=own_migrations)[0] == MigrationState(
+        "0001_users", "edited"
+    )
+
+
+def test_an_edited_rollback_file_is_refused_too(empty_dsn: str, own_migrations: Path) -> None:
+    migrate(empty_dsn, directory=own_migrations)
+    (own_migrations / "0002_customers.rollback.sql").write_text("DROP TABLE customers;\n")
+    with pytest.raises(MigrationError, match=r"0002_customers\.sql was edited"):
+        rollback(empty_dsn, directory=own_migrations)
+
+
+def test_a_migration_without_rollback_file_is_refused(empty_dsn: str, own_migrations: Path) -> None:
+    (own_migrations / "0003_oneway.sql").write_text("CREATE TABLE oneway (id int);\n")
+    with pytest.raises(MigrationError, match=r"0003_oneway\.sql has no 0003_oneway\.rollback\.sql"):
+        migrate(empty_dsn, directory=own_migrations)
+    assert _tables(empty_dsn) == set()
+
+
+def test_a_non_transactional_migration_is_refused(empty_dsn: str, own_migrations: Path) -> None:
+    (own_migrations / "0003_loose.sql").write_text(
+        "-- transactional: false\nCREATE TABLE loose (id int);\n"
+    )
+    (own_migrations / "0003_loose.rollback.sql").write_text("DROP TABLE loose;\n")
+    with pytest.raises(MigrationError, match="must be transactional"):
+        migrate(empty_dsn, directory=own_migrations)
+
+
+def test_an_unresolvable_dependency_is_a_clear_error(empty_dsn: str, own_migrations: Path) -> None:
+    (own_migrations / "0003_orphan.sql").write_text("-- depends: 0000_nothing\nSELECT 1;\n")
+    (own_migrations / "0003_orphan.rollback.sql").write_text("SELECT 1;\n")
+    with pytest.raises(MigrationError, match=r"cannot read 0003_orphan\.sql"):
+        migrate(empty_dsn, directory=own_migrations)
+
+
+def test_a_missing_migrations_directory_is_a_clear_error(empty_dsn: str, tmp_path: Path) -> None:
+    with pytest.raises(MigrationError, match="does not exist"):
+        migrate(empty_dsn, directory=tmp_path / "nowhere")
+
+
+def test_a_locked_database_fails_clearly_after_the_timeout(empty_dsn: str) -> None:
+    with psycopg.connect(empty_dsn, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", [_ADVISORY_LOCK_KEY])
+        with pytest.raises(MigrationLockedError, match="another migration run holds the lock"):
+            migrate(empty_dsn, lock_timeout=0.2)
+    assert migrate(empty_dsn) == ALL
+
+
+def test_concurrent_runs_apply_the_schema_once_without_error(empty_dsn: str) -> None:
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(migrate(empty_dsn))
+        except BaseException as exc:  # pragma: no cover - only on failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert sorted(results) == [[], [], [], ALL]
+
+
+@pytest.mark.slow
+def test_concurrent_processes_apply_the_schema_once(empty_dsn: str) -> None:
+    command = [sys.executable, "-m", "customer_dal", "--dsn", empty_dsn, "migrate"]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0]
+    assert sum(output.count("applied 0002_customers") for output in outputs) == 1
+    assert [state.state for state in migration_status(empty_dsn)] == ["applied", "applied"]
+
+
+@pytest.mark.slow
+def test_a_killed_run_leaves_no_lock(empty_dsn: str) -> None:
+    holder_code = (
+        "import sys, time, psycopg\n"
+        "from customer_dal.migrations import _locked_backend\n"
+        "with _locked_backend(sys.argv[1], 5):\n"
+        "    print('locked', flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", holder_code, empty_dsn], stdout=subprocess.PIPE, text=True
+    ) as holder:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        holder.kill()
+    assert migrate(empty_dsn, lock_timeout=10) == ALL

@@ -1,0 +1,204 @@
+"""The database enforces the rules by itself: these tests write raw SQL, as a DBA
+in psql would, and expect the schema to refuse what the application would."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from .conftest import fresh_database
+
+Row = dict[str, Any]
+
+
+def _insert(conn: psycopg.Connection[Any], **values: Any) -> Row:
+    row = {"name": "Ann Lee", "phone": "555-123-4567", **values}
+    columns = ", ".join(row)
+    placeholders = ", ".join(f"%({key})s" for key in row)
+    cursor = conn.cursor(row_factory=psycopg.rows.dict_row)
+    inserted = cursor.execute(
+        f"INSERT INTO customers ({columns}) VALUES ({placeholders}) RETURNING *",
+        row,
+    ).fetchone()
+    assert inserted is not None
+    return inserted
+
+
+def _violates(conn: psycopg.Connection[Any], constraint: str, **values: Any) -> None:
+    with pytest.raises(psycopg.errors.IntegrityError) as caught:
+        _insert(conn, **values)
+    assert caught.value.diag.constraint_name == constraint
+
+
+def test_phone_digits_are_generated(conn: psycopg.Connection[Any]) -> None:
+    row = _insert(conn, phone="(555) 123-4567", phone_secondary="+1 555.987.6543")
+    assert row["phone_digits"] == "5551234567"
+    assert row["phone_secondary_digits"] == "15559876543"
+    assert row["is_active"] is True
+
+
+@pytest.mark.parametrize("name", ["", "   ", "\t\n"])
+def test_blank_names_are_rejected(conn: psycopg.Connection[Any], name: str) -> None:
+    _violates(conn, "customers_name_not_blank", name=name)
+
+
+def test_short_phones_are_rejected(conn: psycopg.Connection[Any]) -> None:
+    _violates(conn, "customers_phone_min_digits", phone="12-34-56")
+    _violates(conn, "customers_phone_secondary_min_digits", phone_secondary="(12) 345")
+
+
+@pytest.mark.parametrize("email", ["ann", "ann@shop", "ann lee@shop.com", "a@b@shop.com"])
+def test_malformed_emails_are_rejected(conn: psycopg.Connection[Any], email: str) -> None:
+    _violates(conn, "customers_email_shape", email=email)
+
+
+def test_a_second_active_customer_cannot_take_the_same_number_in_another_format(
+    conn: psycopg.Connection[Any],
+) -> None:
+    _insert(conn, phone="(555) 123-4567")
+    _violates(conn, "customers_active_phone_key", name="Bob", phone="555.123.4567")
+
+
+def test_a_soft_deleted_customers_number_may_be_reused(conn: psycopg.Connection[Any]) -> None:
+    first = _insert(conn, phone="5551234567")
+    conn.execute("UPDATE customers SET is_active = false WHERE id = %s", [first["id"]])
+    second = _insert(conn, name="Bob", phone="555 123 4567")
+    with pytest.raises(errors.UniqueViolation):
+        conn.execute("UPDATE customers SET is_active = true WHERE id = %s", [first["id"]])
+    assert second["phone_digits"] == first["phone_digits"]
+
+
+def test_secondary_phones_may_be_shared(conn: psycopg.Connection[Any]) -> None:
+    _insert(conn, phone="555-000-0001", phone_secondary="555-777-8888")
+    _insert(conn, name="Bob", phone="555-000-0002", phone_secondary="555 777 8888")
+
+
+def test_updated_at_moves_on_an_update_typed_by_hand(conn: psycopg.Connection[Any]) -> None:
+    row = _insert(conn, updated_at="2000-01-01T00:00:00Z")
+    conn.execute("UPDATE customers SET notes = 'VIP' WHERE id = %s", [row["id"]])
+    moved = conn.execute(
+        "SELECT updated_at > created_at - interval '1 minute', updated_at > %s "
+        "FROM customers WHERE id = %s",
+        [row["updated_at"], row["id"]],
+    ).fetchone()
+    assert moved == (True, True)
+
+
+def test_deleting_a_user_keeps_their_customers(conn: psycopg.Connection[Any]) -> None:
+    user = conn.execute("INSERT INTO users (full_name) VALUES ('Clerk') RETURNING id").fetchone()
+    assert user is not None
+    row = _insert(conn, created_by_id=user[0])
+    conn.execute("DELETE FROM users WHERE id = %s", [user[0]])
+    left = conn.execute("SELECT created_by_id FROM customers WHERE id = %s", [row["id"]])
+    assert left.fetchone() == (None,)
+
+
+def test_created_by_must_name_a_user(conn: psycopg.Connection[Any]) -> None:
+    _violates(conn, "customers_created_by_id_fkey", created_by_id=999)
+
+
+def test_users_are_unique_by_email_ignoring_case(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("INSERT INTO users (full_name, email) VALUES ('Ann', 'Ann@Shop.com')")
+    with pytest.raises(errors.UniqueViolation) as caught:
+        conn.execute("INSERT INTO users (full_name, email) VALUES ('Ann 2', 'ann@shop.com')")
+    assert caught.value.diag.constraint_name == "users_email_lower_key"
+    with pytest.raises(errors.CheckViolation):
+        conn.execute("INSERT INTO users (full_name) VALUES ('  ')")
+
+
+def test_every_table_and_column_is_documented(conn: psycopg.Connection[Any]) -> None:
+    undocumented = conn.execute(
+        """
+        SELECT c.relname || coalesce('.' || a.attname, '')
+        FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+        LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE c.relkind = 'r'
+          AND (obj_description(c.oid, 'pg_class') IS NULL
+               OR (a.attnum IS NOT NULL AND col_description(c.oid, a.attnum) IS NULL))
+        """
+    ).fetchall()
+    assert undocumented == []
+
+
+# --- The indexes serve the queries they were made for --------------------------------
+
+
+@pytest.fixture(scope="module")
+def many_customers(server_dsn: str, template_dbname: str) -> Iterator[psycopg.Connection[Any]]:
+    """100,000 customers: enough for the planner to prefer each index over a scan.
+
+    Built once for the module (it takes seconds) and only read by the tests.
+    """
+    for dsn in fresh_database(server_dsn, template_dbname):
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute(
+                """
+                INSERT INTO customers (name, phone, phone_secondary, email, address, is_active)
+                SELECT 'Customer ' || md5(i::text),
+                       '555-' || lpad(i::text, 7, '0'),
+                       CASE WHEN i % 3 = 0 THEN '444 ' || lpad(i::text, 7, '0') END,
+                       'c' || md5(i::text) || '@example.com',
+                       repeat('Main Street ', 10),
+                       i % 10 <> 0
+                FROM generate_series(1, 100000) AS i
+                """
+            )
+            connection.execute("ANALYZE customers")
+            yield connection
+
+
+def _plan_indexes(conn: psycopg.Connection[Any], query: str, params: list[Any]) -> set[str]:
+    row = conn.execute(f"EXPLAIN (FORMAT JSON) {query}", params).fetchone()
+    assert row is not None
+    plan = row[0] if isinstance(row[0], list) else json.loads(row[0])
+    found: set[str] = set()
+
+    def walk(node: dict[str, Any]) -> None:
+        if "Index Name" in node:
+            found.add(node["Index Name"])
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("where", "param", "index"),
+    [
+        ("phone_digits = %s AND is_active", "5550001234", "customers_active_phone_key"),
+        (
+            "phone_secondary_digits = %s AND is_active",
+            "4440001233",
+            "customers_active_phone_secondary_idx",
+        ),
+        ("name ILIKE %s", "%3f2a9%", "customers_name_trgm_idx"),
+        ("email ILIKE %s", "%c1234@%", "customers_email_trgm_idx"),
+        ("phone_digits LIKE %s", "%0012345%", "customers_phone_digits_trgm_idx"),
+        (
+            "phone_secondary_digits LIKE %s",
+            "%0012345%",
+            "customers_phone_secondary_digits_trgm_idx",
+        ),
+        ("created_by_id = %s", 1, "customers_created_by_id_idx"),
+    ],
+)
+def test_the_planner_uses_the_index_made_for_each_lookup(
+    many_customers: psycopg.Connection[Any], where: str, param: Any, index: str
+) -> None:
+    assert index in _plan_indexes(
+        many_customers, f"SELECT id FROM customers WHERE {where}", [param]
+    )
+
+
+@pytest.mark.slow
+def test_listing_by_name_walks_the_name_index(many_customers: psycopg.Connection[Any]) -> None:
+    query = "SELECT id FROM customers ORDER BY name, id LIMIT 20"
+    assert "customers_name_id_idx" in _plan_indexes(many_customers, query, [])
