@@ -13,7 +13,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from customer_dal import migrate, resolve_dsn
+from customer_dal import CustomerRepository, UserRepository, migrate, resolve_dsn
 from customer_dal.db import with_database
 
 _names = itertools.count()
@@ -79,3 +79,13 @@ def conn(dsn: str) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection to the test's migrated database, for checking with raw SQL."""
     with psycopg.connect(dsn, autocommit=True) as connection:
         yield connection
+
+
+@pytest.fixture
+def customers(conn: psycopg.Connection[Any]) -> CustomerRepository:
+    return CustomerRepository(conn)
+
+
+@pytest.fixture
+def users(conn: psycopg.Connection[Any]) -> UserRepository:
+    return UserRepository(conn)

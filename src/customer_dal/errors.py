@@ -6,10 +6,14 @@ edited migration) surfaces as one of these, with a message a person can act on.
 
 from __future__ import annotations
 
+import psycopg
+
 __all__ = [
     "ConfigurationError",
+    "ConstraintViolationError",
     "DataAccessError",
     "DatabaseUnavailableError",
+    "DuplicateEmailError",
     "DuplicatePhoneError",
     "MigrationError",
     "MigrationLockedError",
@@ -50,15 +54,41 @@ class DuplicatePhoneError(DataAccessError):
 class UnknownUserError(DataAccessError):
     """A ``created_by_id`` names no user."""
 
-    def __init__(self, user_id: int) -> None:
+    def __init__(self, user_id: int | None) -> None:
         self.user_id = user_id
         super().__init__(f"created_by_id {user_id} names no user")
+
+
+class DuplicateEmailError(DataAccessError):
+    """A user with this e-mail address (ignoring case) already exists."""
+
+    def __init__(self, email: str) -> None:
+        self.email = email
+        super().__init__(f"a user with e-mail {email!r} already exists")
+
+
+class ConstraintViolationError(DataAccessError):
+    """A database rule without a more specific exception refused the write.
+
+    Input validation mirrors the schema, so this means the schema has a rule the
+    library does not know of (one a DBA added, say); ``constraint`` names it.
+    """
+
+    def __init__(self, constraint: str | None, detail: str) -> None:
+        self.constraint = constraint
+        super().__init__(f"the database refused the change ({constraint}): {detail}")
+
+    @classmethod
+    def from_driver(cls, exc: psycopg.errors.IntegrityError) -> ConstraintViolationError:
+        return cls(exc.diag.constraint_name, exc.diag.message_primary or str(exc))
 
 
 for _cls in (
     DataAccessError,
     ConfigurationError,
+    ConstraintViolationError,
     DatabaseUnavailableError,
+    DuplicateEmailError,
     MigrationError,
     MigrationLockedError,
     DuplicatePhoneError,

@@ -1,9 +1,9 @@
 """Where the shipped SQL lives: ``sql/`` and ``migrations/``.
 
-Both sit at the top of the repository, where a DBA looks for them; the wheel
-carries them inside the package (see ``force-include`` in pyproject.toml). In a
-source checkout the package directory holds symlinks to them, so one lookup
-serves both.
+Both sit at the top of the repository, where a DBA looks for them. The package
+directory holds symlinks to them: in a source checkout they lead back to the
+top level, and the wheel build follows them, so an installed package carries
+real copies at the same place. One lookup serves both.
 """
 
 from __future__ import annotations

@@ -1,0 +1,209 @@
+"""CustomerRepository: the customers table, through the queries in ``sql/customers.sql``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, NoReturn
+
+import psycopg
+from psycopg.rows import kwargs_row
+from pydantic import Field, validate_call
+
+from .atomic import atomic
+from .errors import ConstraintViolationError, DuplicatePhoneError, UnknownUserError
+from .models import (
+    MIN_PHONE_DIGITS,
+    Customer,
+    CustomerCreate,
+    CustomerList,
+    CustomerSearch,
+    CustomerUpdate,
+)
+from .models import phone_digits as digits_of
+from .queries import load_queries
+
+__all__ = ["CustomerRepository"]
+
+# A query that looks like a phone number: digits and the usual separators only.
+_PHONE_LIKE = re.compile(r"^[0-9 +\-().]+$")
+_MIN_SEARCH_DIGITS = 3
+# Rows come from our own schema, already typed by the driver: skip re-validating.
+_customer_row = kwargs_row(Customer.model_construct)
+
+
+def _like_escape(text: str) -> str:
+    """Make ``%``, ``_`` and ``\\`` literal in a LIKE pattern (backslash is the escape)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class CustomerRepository:
+    """Create, find, page through, change and soft-delete customers.
+
+    Every method is one atomic unit (see :func:`customer_dal.atomic.atomic`) and
+    composes inside a caller's ``with conn.transaction():`` block. Invalid input
+    raises pydantic's ``ValidationError`` before any SQL runs; a rule the
+    database enforces raises a :class:`~customer_dal.DataAccessError`.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self._queries = load_queries("customers.sql")
+
+    def _fetch_customer(self, name: str, params: Mapping[str, Any]) -> Customer | None:
+        with self._conn.cursor(row_factory=_customer_row) as cursor:
+            return cursor.execute(self._queries[name].sql, params).fetchone()
+
+    def _fetch_customers(self, name: str, params: Mapping[str, Any]) -> list[Customer]:
+        with self._conn.cursor(row_factory=_customer_row) as cursor:
+            return cursor.execute(self._queries[name].sql, params).fetchall()
+
+    def _fetch_value(self, name: str, params: Mapping[str, Any]) -> Any:
+        row = self._conn.execute(self._queries[name].sql, params).fetchone()
+        return row[0] if row else None
+
+    def create(
+        self, data: CustomerCreate | Mapping[str, Any], created_by_id: int | None = None
+    ) -> Customer:
+        """Register a customer.
+
+        Raises :class:`DuplicatePhoneError` when an active customer already holds
+        the primary phone (compared by digits), :class:`UnknownUserError` when
+        ``created_by_id`` names no user.
+        """
+        customer = CustomerCreate.model_validate(data)
+        params = {**customer.model_dump(), "created_by_id": created_by_id}
+        try:
+            with atomic(self._conn):
+                created = self._fetch_customer("create", params)
+        except psycopg.errors.IntegrityError as exc:
+            self._raise_integrity_error(exc, phone=customer.phone, created_by_id=created_by_id)
+        assert created is not None  # noqa: S101 - INSERT ... RETURNING returns the row
+        return created
+
+    def get(self, customer_id: int, *, include_inactive: bool = False) -> Customer | None:
+        """The customer with this id; a soft-deleted one only with ``include_inactive``."""
+        return self._fetch_customer(
+            "get", {"id": customer_id, "include_inactive": include_inactive}
+        )
+
+    def get_by_phone(self, phone: str) -> Customer | None:
+        """The active customer reachable at ``phone``, however it is formatted.
+
+        Both phones are matched by their digits; a primary-phone match wins over
+        a secondary one, and among secondary matches the oldest customer wins.
+        Text with fewer than 7 digits can be no customer's phone: ``None``.
+        """
+        digits = digits_of(phone)
+        if len(digits) < MIN_PHONE_DIGITS:
+            return None
+        return self._fetch_customer("get_by_phone", {"digits": digits})
+
+    def search(
+        self, query: str, *, include_inactive: bool = False, limit: int = 20, offset: int = 0
+    ) -> list[Customer]:
+        """Customers whose name or e-mail contains ``query``, or whose phones contain its digits.
+
+        Text matches ignore case for every alphabet (``JOSÉ`` finds ``José``);
+        ``%``, ``_`` and ``\\`` are ordinary characters. A query made only of
+        digits, spaces and ``+-().`` with at least 3 digits is also matched
+        against both phones' digits, whatever their formatting (``777-88`` finds
+        ``555 777 8888``). Results come most relevant first (exact phone match,
+        then names starting with the query, then the rest; ties by name and
+        id), so pages taken with ``offset`` never overlap or skip.
+
+        Raises ``ValidationError`` for a blank query or a limit outside 1-100.
+        """
+        search = CustomerSearch(
+            query=query, include_inactive=include_inactive, limit=limit, offset=offset
+        )
+        text = _like_escape(search.query)
+        digits = digits_of(search.query) if _PHONE_LIKE.match(search.query) else ""
+        if len(digits) < _MIN_SEARCH_DIGITS:
+            digits = ""
+        return self._fetch_customers(
+            "search",
+            {
+                "pattern": f"%{text}%",
+                "prefix": f"{text}%",
+                "digits": digits or None,
+                "digit_pattern": f"%{digits}%" if digits else None,
+                "include_inactive": search.include_inactive,
+                "limit": search.limit,
+                "offset": search.offset,
+            },
+        )
+
+    @validate_call
+    def list(
+        self,
+        *,
+        page: Annotated[int, Field(ge=1)] = 1,
+        per_page: Annotated[int, Field(ge=1, le=100)] = 20,
+        include_inactive: bool = False,
+    ) -> CustomerList:
+        """One page of customers ordered by name, then id, with the total count.
+
+        The page and the total come from one transaction (one snapshot when the
+        caller's transaction is REPEATABLE READ).
+        """
+        params = {
+            "include_inactive": include_inactive,
+            "limit": per_page,
+            "offset": (page - 1) * per_page,
+        }
+        with self._conn.transaction():
+            customers = self._fetch_customers("list_page", params)
+            total = self._fetch_value("count", params)
+        return CustomerList(customers=customers, total=total, page=page, per_page=per_page)
+
+    def update(self, customer_id: int, data: CustomerUpdate | Mapping[str, Any]) -> Customer | None:
+        """Change the given fields of an active customer; ``None`` if there is none.
+
+        Only the fields that were set are written; an explicit ``None`` clears a
+        nullable field. Changing the phone to one an active customer holds
+        raises :class:`DuplicatePhoneError`.
+        """
+        changes = CustomerUpdate.model_validate(data)
+        params: dict[str, Any] = {"id": customer_id, **changes.model_dump()}
+        for field in CustomerUpdate.model_fields:
+            params[f"set_{field}"] = field in changes.model_fields_set
+        try:
+            with atomic(self._conn):
+                return self._fetch_customer("update", params)
+        except psycopg.errors.IntegrityError as exc:
+            self._raise_integrity_error(exc, phone=changes.phone or "")
+
+    def soft_delete(self, customer_id: int) -> bool:
+        """Mark an active customer inactive; ``False`` if there is no such active customer."""
+        return self._fetch_value("soft_delete", {"id": customer_id}) is not None
+
+    def restore(self, customer_id: int) -> Customer | None:
+        """Re-activate a soft-deleted customer; ``None`` if there is no such inactive customer.
+
+        Raises :class:`DuplicatePhoneError` when another active customer has
+        taken the number meanwhile.
+        """
+        try:
+            with atomic(self._conn):
+                return self._fetch_customer("restore", {"id": customer_id})
+        except psycopg.errors.IntegrityError as exc:
+            phone = self._fetch_value("phone_of", {"id": customer_id})
+            self._raise_integrity_error(exc, phone=phone)
+
+    def count_active(self) -> int:
+        """How many customers are active."""
+        count: int = self._fetch_value("count_active", {})
+        return count
+
+    def _raise_integrity_error(
+        self, exc: psycopg.errors.IntegrityError, *, phone: str, created_by_id: int | None = None
+    ) -> NoReturn:
+        """Turn a constraint violation into the library's exception, by constraint name."""
+        constraint = exc.diag.constraint_name
+        if constraint == "customers_active_phone_key":
+            holder = self._fetch_value("active_phone_holder", {"digits": digits_of(phone)})
+            raise DuplicatePhoneError(phone, holder) from exc
+        if constraint == "customers_created_by_id_fkey":
+            raise UnknownUserError(created_by_id) from exc
+        raise ConstraintViolationError.from_driver(exc) from exc

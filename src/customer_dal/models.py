@@ -1,0 +1,187 @@
+"""Pydantic models: what goes into the repositories and what comes out.
+
+Input models validate early, before any SQL runs, with the same rules the
+database enforces (names not blank, phones with at least 7 digits, e-mails of
+the right shape), so a caller gets a ``ValidationError`` naming the field
+instead of a constraint violation. Text is trimmed; an optional field given as
+blank text is stored as NULL.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+)
+
+__all__ = [
+    "Customer",
+    "CustomerCreate",
+    "CustomerList",
+    "CustomerSearch",
+    "CustomerUpdate",
+    "User",
+    "UserCreate",
+    "phone_digits",
+]
+
+MIN_PHONE_DIGITS = 7
+_NON_DIGITS = re.compile(r"[^0-9]")
+
+
+def phone_digits(phone: str) -> str:
+    """The digits of a phone number, as the database's generated columns keep them."""
+    return _NON_DIGITS.sub("", phone)
+
+
+def _no_nul(value: Any) -> Any:
+    # PostgreSQL text cannot hold NUL; say so here rather than fail in the driver.
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _blank_to_none(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def _check_phone(phone: str) -> str:
+    if len(phone_digits(phone)) < MIN_PHONE_DIGITS:
+        raise ValueError(f"a phone number needs at least {MIN_PHONE_DIGITS} digits")
+    return phone
+
+
+def _check_email(email: str) -> str:
+    try:
+        checked = validate_email(email, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from exc
+    return checked.normalized
+
+
+Text = Annotated[str, BeforeValidator(_no_nul)]
+Name = Annotated[Text, Field(min_length=1, max_length=100)]
+Phone = Annotated[Text, Field(max_length=20), AfterValidator(_check_phone)]
+Email = Annotated[Text, AfterValidator(_check_email), Field(max_length=100)]
+OptionalPhone = Annotated[Phone | None, BeforeValidator(_blank_to_none)]
+OptionalEmail = Annotated[Email | None, BeforeValidator(_blank_to_none)]
+OptionalText = Annotated[Text | None, BeforeValidator(_blank_to_none)]
+
+_INPUT = ConfigDict(str_strip_whitespace=True, extra="forbid", frozen=True)
+
+
+class CustomerCreate(BaseModel):
+    """A new customer, as a registration form would send it."""
+
+    model_config = _INPUT
+
+    name: Name
+    phone: Phone
+    phone_secondary: OptionalPhone = None
+    email: OptionalEmail = None
+    address: OptionalText = None
+    notes: OptionalText = None
+
+
+class CustomerUpdate(BaseModel):
+    """A partial update: only the fields that were set are written.
+
+    An explicit ``None`` (or blank text) clears a nullable field; ``name`` and
+    ``phone`` cannot be cleared.
+    """
+
+    model_config = _INPUT
+
+    name: Name | None = None
+    phone: Phone | None = None
+    phone_secondary: OptionalPhone = None
+    email: OptionalEmail = None
+    address: OptionalText = None
+    notes: OptionalText = None
+
+    @field_validator("name", "phone")
+    @classmethod
+    def _required_columns_cannot_be_cleared(cls, value: str | None) -> str:
+        # Runs only for values given explicitly: leaving the field out is fine.
+        if value is None:
+            raise ValueError("cannot be cleared; leave it out to keep the current value")
+        return value
+
+
+class Customer(BaseModel):
+    """A customer as stored, with the name of the user who registered them."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    id: int
+    name: str
+    phone: str
+    phone_secondary: str | None
+    email: str | None
+    address: str | None
+    notes: str | None
+    is_active: bool
+    created_by_id: int | None
+    created_by_name: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def display_phones(self) -> str:
+        """Both phones as typed, for a screen: ``"555-123-4567 / 555 987 6543"``."""
+        return " / ".join(phone for phone in (self.phone, self.phone_secondary) if phone)
+
+
+class CustomerList(BaseModel):
+    """One page of customers and how many there are in all."""
+
+    model_config = ConfigDict(frozen=True)
+
+    customers: list[Customer]
+    total: int
+    page: int
+    per_page: int
+
+
+class CustomerSearch(BaseModel):
+    """A search box's input. The query is trimmed and must not be blank."""
+
+    model_config = _INPUT
+
+    query: Annotated[Text, Field(min_length=1, max_length=100)]
+    include_inactive: bool = False
+    limit: int = Field(20, ge=1, le=100)
+    offset: int = Field(0, ge=0)
+
+
+class UserCreate(BaseModel):
+    """A new user."""
+
+    model_config = _INPUT
+
+    full_name: Annotated[Text, Field(min_length=1, max_length=200)]
+    email: OptionalEmail = None
+
+
+class User(BaseModel):
+    """A user of the shop's system."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    id: int
+    full_name: str
+    email: str | None
+    created_at: datetime

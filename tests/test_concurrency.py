@@ -1,0 +1,95 @@
+"""The database, not a check-then-insert in Python, decides who gets a phone number."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+
+from customer_dal import Customer, CustomerRepository, DuplicatePhoneError
+
+FORMATS = [
+    "5551234567",
+    "555-123-4567",
+    "(555) 123-4567",
+    "555.123.4567",
+    "555 123 4567",
+    "+555 123 4567",
+    "555/123/4567",
+    "(555)1234567",
+]
+
+
+def _race(dsn: str, calls: list[Callable[[CustomerRepository], Any]]) -> list[Any]:
+    """Run each call on its own connection, all released at the same instant."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[Any] = [None] * len(calls)
+
+    def worker(index: int) -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            repo = CustomerRepository(conn)
+            barrier.wait()
+            try:
+                outcomes[index] = calls[index](repo)
+            except DuplicatePhoneError as exc:
+                outcomes[index] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def _split(outcomes: list[Any]) -> tuple[list[Customer], list[DuplicatePhoneError]]:
+    won = [o for o in outcomes if isinstance(o, Customer)]
+    lost = [o for o in outcomes if isinstance(o, DuplicatePhoneError)]
+    assert len(won) + len(lost) == len(outcomes)
+    return won, lost
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_concurrent_creates_with_one_number_in_many_formats_make_one_customer(
+    dsn: str, conn: psycopg.Connection[Any], attempt: int
+) -> None:
+    outcomes = _race(
+        dsn,
+        [
+            lambda repo, phone=phone, i=i: repo.create({"name": f"Racer {i}", "phone": phone})
+            for i, phone in enumerate(FORMATS)
+        ],
+    )
+    won, lost = _split(outcomes)
+    assert len(won) == 1
+    assert len(lost) == len(FORMATS) - 1
+    assert {error.existing_id for error in lost} == {won[0].id}
+    assert conn.execute("SELECT count(*) FROM customers").fetchone() == (1,)
+
+
+def test_concurrent_updates_and_restores_obey_the_same_rule(
+    dsn: str, customers: CustomerRepository, conn: psycopg.Connection[Any]
+) -> None:
+    movers = [
+        customers.create({"name": f"Mover {i}", "phone": f"555-000-000{i}"}) for i in range(4)
+    ]
+    sleeper = customers.create({"name": "Sleeper", "phone": "555-999-9999"})
+    customers.soft_delete(sleeper.id)
+    customers.update(sleeper.id, {})  # inactive: untouched
+    conn.execute("UPDATE customers SET phone = '(555) 123-4567' WHERE id = %s", [sleeper.id])
+
+    calls: list[Callable[[CustomerRepository], Any]] = [
+        lambda repo, m=m, f=f: repo.update(m.id, {"phone": f})
+        for m, f in zip(movers, FORMATS, strict=False)
+    ]
+    calls.append(lambda repo: repo.restore(sleeper.id))
+    won, lost = _split(_race(dsn, calls))
+    assert len(won) == 1
+    assert len(lost) == len(calls) - 1
+    holders = conn.execute(
+        "SELECT count(*) FROM customers WHERE is_active AND phone_digits = '5551234567'"
+    ).fetchone()
+    assert holders == (1,)

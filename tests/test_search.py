@@ -1,0 +1,140 @@
+"""CustomerRepository.search: substring on names and e-mails, digits on phones,
+literal wildcards, and a deterministic, relevant order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+from pydantic import ValidationError
+
+from customer_dal import CustomerRepository
+
+
+@pytest.fixture
+def shop(customers: CustomerRepository) -> dict[str, int]:
+    rows = [
+        {"name": "José Álvarez", "phone": "555 777 8888", "email": "jose@correo.es"},
+        {"name": "Ann Lee", "phone": "(555) 123-4567", "phone_secondary": "555-100-0000"},
+        {"name": "100% Pure Juice", "phone": "555-222-3333"},
+        {"name": "Under_score Ltd", "phone": "555-444-5555", "email": "billing@under.co"},
+        {"name": "Back\\slash Bar", "phone": "555-666-1000"},
+        {"name": "Leeann Smith", "phone": "555-999-0001", "email": "lee@example.com"},
+        {"name": "Annette Lee", "phone": "555-999-0002"},
+    ]
+    ids = {row["name"]: customers.create(row).id for row in rows}
+    gone = customers.create({"name": "Ann Gone", "phone": "555-000-0009"})
+    customers.soft_delete(gone.id)
+    ids["Ann Gone"] = gone.id
+    return ids
+
+
+def names(found: list[Any]) -> list[str]:
+    return [customer.name for customer in found]
+
+
+def test_names_match_as_substrings_ignoring_case_in_every_alphabet(
+    customers: CustomerRepository, shop: dict[str, int]
+) -> None:
+    assert names(customers.search("JOSÉ")) == ["José Álvarez"]
+    assert names(customers.search("álvar")) == ["José Álvarez"]
+    assert names(customers.search("lee")) == ["Leeann Smith", "Ann Lee", "Annette Lee"]
+
+
+def test_emails_match_as_substrings(customers: CustomerRepository, shop: dict[str, int]) -> None:
+    assert names(customers.search("CORREO.es")) == ["José Álvarez"]
+    assert names(customers.search("@under")) == ["Under_score Ltd"]
+
+
+def test_phone_digits_match_whatever_the_formatting(
+    customers: CustomerRepository, shop: dict[str, int]
+) -> None:
+    assert names(customers.search("777-88")) == ["José Álvarez"]
+    assert names(customers.search("(123) 45")) == ["Ann Lee"]
+    assert names(customers.search("100-00")) == ["Ann Lee"]  # the secondary phone
+
+
+def test_an_exact_phone_match_comes_first(
+    customers: CustomerRepository, shop: dict[str, int]
+) -> None:
+    customers.create({"name": "Aaron 555.999.0001 fan", "phone": "555-000-0100"})
+    assert names(customers.search("555.999.0001")) == ["Leeann Smith", "Aaron 555.999.0001 fan"]
+
+
+def test_names_starting_with_the_query_come_before_other_matches(
+    customers: CustomerRepository, shop: dict[str, int]
+) -> None:
+    assert names(customers.search("ann")) == ["Ann Lee", "Annette Lee", "Leeann Smith"]
+
+
+def test_a_query_that_is_not_phone_like_is_matched_as_text_only(
+    customers: CustomerRepository, shop: dict[str, int]
+) -> None:
+    # "100%" must not match every phone containing 100, nor "%" act as a wildcard.
+    assert names(customers.search("100%")) == ["100% Pure Juice"]
+    assert names(customers.search("12")) == []  # too few digits for a phone search
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [("%", ["100% Pure Juice"]), ("_", ["Under_score Ltd"]), ("\\", ["Back\\slash Bar"])],
+)
+def test_like_wildcards_are_literal_characters(
+    customers: CustomerRepository, shop: dict[str, int], query: str, expected: list[str]
+) -> None:
+    assert names(customers.search(query)) == expected
+
+
+def test_inactive_customers_only_when_asked(
+    customers: CustomerRepository, shop: dict[str, int]
+) -> None:
+    assert "Ann Gone" not in names(customers.search("ann"))
+    assert "Ann Gone" in names(customers.search("ann", include_inactive=True))
+
+
+def test_pages_never_overlap_or_skip(customers: CustomerRepository) -> None:
+    for i in range(25):
+        customers.create({"name": f"Smith {i % 5}", "phone": f"555-010-{i:04d}"})
+    everything = customers.search("smith", limit=100)
+    pages = [customers.search("smith", limit=4, offset=offset) for offset in range(0, 28, 4)]
+    assert [c.id for page in pages for c in page] == [c.id for c in everything]
+    assert len(everything) == 25
+
+
+@pytest.mark.parametrize(
+    ("query", "limit", "offset"),
+    [("", 20, 0), ("   ", 20, 0), ("x" * 101, 20, 0), ("ann", 0, 0), ("ann", 101, 0), ("a", 5, -1)],
+)
+def test_invalid_searches_are_validation_errors(
+    customers: CustomerRepository, query: str, limit: int, offset: int
+) -> None:
+    with pytest.raises(ValidationError):
+        customers.search(query, limit=limit, offset=offset)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "'; DROP TABLE customers; --",
+        "Robert'); DELETE FROM customers WHERE ('1'='1",
+        "%%%___\\\\",
+        "\\%",
+        "x" * 100,
+        "ann\x00",
+        "$1 %(pattern)s {name}",
+    ],
+)
+def test_hostile_queries_return_results_or_a_validation_error_and_change_nothing(
+    customers: CustomerRepository,
+    conn: psycopg.Connection[Any],
+    shop: dict[str, int],
+    query: str,
+) -> None:
+    before = conn.execute("SELECT * FROM customers ORDER BY id").fetchall()
+    try:
+        found = customers.search(query)
+    except ValidationError:
+        found = []
+    assert found == []
+    assert conn.execute("SELECT * FROM customers ORDER BY id").fetchall() == before
