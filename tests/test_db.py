@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import customer_dal.db
 from customer_dal import ConfigurationError, DatabaseUnavailableError, connect, resolve_dsn
 from customer_dal.db import describe, with_database, yoyo_url
 
@@ -64,3 +65,11 @@ def test_connect_gives_an_autocommit_connection(dsn: str) -> None:
     with connect(dsn) as connection:
         assert connection.autocommit
         assert connection.execute("SELECT count(*) FROM customers").fetchone() == (0,)
+
+
+def test_without_dsn_or_database_url_the_embedded_server_is_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setattr(customer_dal.db, "embedded_dsn", lambda: "postgresql://embedded@/x")
+    assert resolve_dsn() == "postgresql://embedded@/x"
