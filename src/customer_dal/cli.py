@@ -14,8 +14,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import embedded, migrations
-from .db import resolve_dsn
+from .bulk import Rejection, bulk_import
+from .csv_io import RejectsFile, export_csv, read_customer_rows
+from .customers import CustomerRepository
+from .db import connect, resolve_dsn
 from .errors import DataAccessError
+from .progress import Progress
+from .seed import fake_customers
 
 __all__ = ["main"]
 
@@ -51,6 +56,31 @@ def _parser() -> argparse.ArgumentParser:
 
     cmd = sub.add_parser("status", help="list migrations; exit 1 if any is pending or edited")
     cmd.set_defaults(command=_status)
+
+    cmd = sub.add_parser("search", help="search customers and print a table")
+    cmd.add_argument("query")
+    cmd.add_argument("--limit", type=_positive_int, default=20)
+    cmd.add_argument("--inactive", action="store_true", help="include soft-deleted customers")
+    cmd.set_defaults(command=_search)
+
+    cmd = sub.add_parser("import", help="import customers from a CSV file (all or nothing)")
+    cmd.add_argument("file", type=Path)
+    cmd.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="write the good rows; put the refused ones in FILE.rejects.csv",
+    )
+    cmd.set_defaults(command=_import)
+
+    cmd = sub.add_parser("export", help="export customers to a CSV file")
+    cmd.add_argument("file", type=Path)
+    cmd.add_argument("--active-only", action="store_true")
+    cmd.set_defaults(command=_export)
+
+    cmd = sub.add_parser("seed", help="add realistic fake customers (deterministic)")
+    cmd.add_argument("--count", type=_positive_int, required=True)
+    cmd.add_argument("--seed", type=int, default=0)
+    cmd.set_defaults(command=_seed)
 
     cmd = sub.add_parser("new-migration", help="create the next numbered migration pair")
     cmd.add_argument("name", help="lower_snake_case description, e.g. add_customer_tags")
@@ -102,6 +132,70 @@ def _status(args: argparse.Namespace) -> int:
     for state in states:
         print(f"{state.state:<8} {state.id}")
     return 0 if all(state.state == "applied" for state in states) else 1
+
+
+def _search(args: argparse.Namespace) -> int:
+    with connect(args.dsn) as conn:
+        found = CustomerRepository(conn).search(
+            args.query, include_inactive=args.inactive, limit=args.limit
+        )
+    columns = ("id", "name", "display_phones", "email", "is_active")
+    rows = [columns, *[tuple(str(getattr(c, column) or "") for column in columns) for c in found]]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    print(f"({len(found)} customer{'' if len(found) == 1 else 's'})")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    progress = Progress(f"importing {path.name}")
+    rejects = RejectsFile(path.with_suffix(".rejects.csv")) if args.skip_invalid else None
+
+    def report(rejection: Rejection) -> None:
+        if rejects:
+            rejects.write(rejection.line, rejection.values, rejection.reason)
+        else:
+            print(f"{path.name}, line {rejection.line}: {rejection.reason}", file=sys.stderr)
+
+    try:
+        with connect(args.dsn) as conn:
+            result = bulk_import(
+                conn,
+                read_customer_rows(path),
+                skip_invalid=args.skip_invalid,
+                on_reject=report,
+                on_progress=progress,
+            )
+    finally:
+        progress.finish()
+        if rejects:
+            rejects.close()
+    print(f"imported {result.imported:,} customers from {path.name}")
+    if rejects and result.rejected:
+        print(f"refused {result.rejected:,} rows: see {rejects.path}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    with connect(args.dsn) as conn:
+        rows = export_csv(conn, args.file, active_only=args.active_only)
+    print(f"exported {rows:,} customers to {args.file}")
+    return 0
+
+
+def _seed(args: argparse.Namespace) -> int:
+    progress = Progress("seeding")
+    try:
+        with connect(args.dsn) as conn:
+            result = bulk_import(conn, fake_customers(args.count, args.seed), on_progress=progress)
+    finally:
+        progress.finish()
+    print(f"seeded {result.imported:,} customers")
+    return 0
 
 
 def _new_migration(args: argparse.Namespace) -> int:

@@ -71,10 +71,14 @@ def _check_email(email: str) -> str:
     return checked.normalized
 
 
+# Length limits sit on the str itself, so their messages read "String should
+# have at most 100 characters"; the NUL check wraps the whole field.
 Text = Annotated[str, BeforeValidator(_no_nul)]
-Name = Annotated[Text, Field(min_length=1, max_length=100)]
-Phone = Annotated[Text, Field(max_length=20), AfterValidator(_check_phone)]
-Email = Annotated[Text, AfterValidator(_check_email), Field(max_length=100)]
+Name = Annotated[str, Field(min_length=1, max_length=100), BeforeValidator(_no_nul)]
+Phone = Annotated[str, Field(max_length=20), AfterValidator(_check_phone), BeforeValidator(_no_nul)]
+Email = Annotated[
+    str, Field(max_length=100), AfterValidator(_check_email), BeforeValidator(_no_nul)
+]
 OptionalPhone = Annotated[Phone | None, BeforeValidator(_blank_to_none)]
 OptionalEmail = Annotated[Email | None, BeforeValidator(_blank_to_none)]
 OptionalText = Annotated[Text | None, BeforeValidator(_blank_to_none)]
@@ -161,7 +165,7 @@ class CustomerSearch(BaseModel):
 
     model_config = _INPUT
 
-    query: Annotated[Text, Field(min_length=1, max_length=100)]
+    query: Annotated[str, Field(min_length=1, max_length=100), BeforeValidator(_no_nul)]
     include_inactive: bool = False
     limit: int = Field(20, ge=1, le=100)
     offset: int = Field(0, ge=0)
@@ -172,7 +176,7 @@ class UserCreate(BaseModel):
 
     model_config = _INPUT
 
-    full_name: Annotated[Text, Field(min_length=1, max_length=200)]
+    full_name: Annotated[str, Field(min_length=1, max_length=200), BeforeValidator(_no_nul)]
     email: OptionalEmail = None
 
 

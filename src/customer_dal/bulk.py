@@ -1,0 +1,161 @@
+"""Load many customers at once: validated in Python, streamed with COPY, checked
+and inserted by the database in one transaction.
+
+The same path serves ``customer-dal import`` (rows from a CSV file) and
+``customer-dal seed`` (generated rows). Memory stays flat whatever the batch
+size: rows stream through, and the rows refused by the database-side checks
+are streamed back out of a temporary table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from pydantic import ValidationError
+
+from .errors import ConstraintViolationError, DataAccessError
+from .models import CustomerCreate
+from .queries import load_queries
+
+__all__ = ["ImportRejectedError", "ImportResult", "Rejection", "bulk_import"]
+
+_PROGRESS_EVERY = 10_000
+_TRUE = {"true", "t", "yes", "y", "1", ""}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A row that was refused: where it was, why, and what it held."""
+
+    line: int
+    reason: str
+    values: Mapping[str, Any]
+
+
+@dataclass
+class ImportResult:
+    """What a batch did: rows written and rows refused."""
+
+    imported: int = 0
+    rejected: int = 0
+
+
+class ImportRejectedError(DataAccessError):
+    """An all-or-nothing batch had bad rows, so nothing was written."""
+
+    def __init__(self, rejected: int) -> None:
+        self.rejected = rejected
+        rows = "row was" if rejected == 1 else "rows were"
+        super().__init__(f"{rejected} {rows} refused, so nothing was imported")
+
+
+def _explain(error: ValidationError) -> str:
+    """``field: message`` for each problem pydantic found, in one line."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or 'row'}: {problem['msg']}"
+        for problem in error.errors()
+    )
+
+
+def _parse_active(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value if value is not None else "").strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"is_active: expected true or false, got {value!r}")
+
+
+def _validated(values: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The row as COPY wants it; raises ValueError with a reason for a bad row."""
+    active = _parse_active(values.get("is_active"))
+    fields = {key: value for key, value in values.items() if key in CustomerCreate.model_fields}
+    try:
+        customer = CustomerCreate.model_validate(fields)
+    except ValidationError as exc:
+        raise ValueError(_explain(exc)) from None
+    return (
+        customer.name,
+        customer.phone,
+        customer.phone_secondary,
+        customer.email,
+        customer.address,
+        customer.notes,
+        active,
+    )
+
+
+def _describe(kind: str, ref: int, phone: str) -> str:
+    if kind == "repeated_in_batch":
+        return f"phone {phone!r} repeats the phone of line {ref}"
+    return f"phone {phone!r} already belongs to active customer {ref}"
+
+
+def bulk_import(
+    conn: psycopg.Connection[Any],
+    rows: Iterable[tuple[int, Mapping[str, Any]]],
+    *,
+    skip_invalid: bool = False,
+    on_reject: Callable[[Rejection], None] = lambda rejection: None,
+    on_progress: Callable[[int], None] = lambda rows_read: None,
+    created_by_id: int | None = None,
+) -> ImportResult:
+    """Import ``(line, values)`` rows as customers, all or nothing.
+
+    Each row passes the rules of :class:`CustomerCreate` (plus an optional
+    ``is_active``); keys that are not customer fields are ignored. Active rows
+    whose primary phone repeats an earlier row of the batch, or belongs to an
+    active customer, are refused. ``on_reject`` hears about every refused row.
+
+    By default one refused row refuses the batch: :class:`ImportRejectedError`,
+    and nothing is written. With ``skip_invalid`` the good rows are written.
+    An error raised while ``rows`` is iterated (a broken file) rolls back too.
+    """
+    queries = load_queries("bulk_import.sql")
+    result = ImportResult()
+    read = 0
+    try:
+        with conn.transaction():
+            conn.execute(queries["create_staging"].sql)
+            conn.execute(queries["create_rejects"].sql)
+            with conn.cursor() as cursor, cursor.copy(queries["copy_staging"].sql) as copy:
+                for line, values in rows:
+                    read += 1
+                    if read % _PROGRESS_EVERY == 0:
+                        on_progress(read)
+                    try:
+                        copy.write_row((line, *_validated(values)))
+                    except ValueError as exc:
+                        result.rejected += 1
+                        on_reject(Rejection(line, str(exc), values))
+            on_progress(read)
+            conn.execute(queries["find_repeated_phones"].sql)
+            conn.execute(queries["find_taken_phones"].sql)
+            with conn.cursor() as cursor:
+                for row in cursor.stream(queries["rejected_rows"].sql):
+                    line, kind, ref, *stored = row
+                    result.rejected += 1
+                    values = dict(zip(_STAGED_COLUMNS, stored, strict=True))
+                    on_reject(Rejection(line, _describe(kind, ref, values["phone"]), values))
+            if result.rejected and not skip_invalid:
+                raise ImportRejectedError(result.rejected)
+            conn.execute(queries["drop_rejected"].sql)
+            inserted = conn.execute(
+                queries["insert_customers"].sql, {"created_by_id": created_by_id}
+            )
+            result.imported = inserted.rowcount
+            # ON COMMIT DROP alone would keep them until an enclosing transaction ends.
+            conn.execute(queries["drop_staging"].sql)
+    except psycopg.errors.IntegrityError as exc:
+        # Another writer took a phone between our check and our insert.
+        raise ConstraintViolationError.from_driver(exc) from exc
+    return result
+
+
+_STAGED_COLUMNS = ("name", "phone", "phone_secondary", "email", "address", "notes", "is_active")

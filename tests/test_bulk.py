@@ -1,0 +1,147 @@
+"""The bulk path under import and seed: all or nothing, every refusal explained."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from customer_dal import CustomerRepository
+from customer_dal.bulk import ImportRejectedError, Rejection, bulk_import
+from customer_dal.seed import fake_customers
+
+
+def _count(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT count(*) FROM customers").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def rows(*values: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    return [(line, value) for line, value in enumerate(values, start=2)]
+
+
+GOOD = rows(
+    {"name": "Ann", "phone": "555-000-0001", "email": "ann@example.com"},
+    {"name": "Bob", "phone": "555-000-0002", "is_active": "false", "extra": "ignored"},
+)
+
+
+def test_a_clean_batch_is_written_in_order(conn: psycopg.Connection[Any]) -> None:
+    result = bulk_import(conn, GOOD)
+    assert (result.imported, result.rejected) == (2, 0)
+    stored = conn.execute("SELECT name, email, is_active FROM customers ORDER BY id").fetchall()
+    assert stored == [("Ann", "ann@example.com", True), ("Bob", None, False)]
+
+
+def test_one_bad_row_refuses_the_whole_batch_and_every_bad_row_is_reported(
+    conn: psycopg.Connection[Any], customers: CustomerRepository
+) -> None:
+    holder = customers.create({"name": "Holder", "phone": "555-999-0000"})
+    heard: list[Rejection] = []
+    batch = rows(
+        {"name": "Ann", "phone": "555-000-0001"},
+        {"name": " ", "phone": "12"},
+        {"name": "Ann Again", "phone": "(555) 000-0001"},
+        {"name": "Taken", "phone": "555.999.0000"},
+        {"name": "Gone twin", "phone": "5550000001", "is_active": "no"},
+        {"name": "Odd", "phone": "555-000-0003", "is_active": "maybe"},
+    )
+    with pytest.raises(ImportRejectedError, match="4 rows were refused, so nothing was imported"):
+        bulk_import(conn, batch, on_reject=heard.append)
+    assert _count(conn) == 1
+    assert [(r.line, r.reason) for r in heard] == [
+        (
+            3,
+            "name: String should have at least 1 character; "
+            "phone: Value error, a phone number needs at least 7 digits",
+        ),
+        (7, "is_active: expected true or false, got 'maybe'"),
+        (4, "phone '(555) 000-0001' repeats the phone of line 2"),
+        (5, f"phone '555.999.0000' already belongs to active customer {holder.id}"),
+    ]
+    assert heard[0].values == {"name": " ", "phone": "12"}
+
+
+def test_skip_invalid_writes_the_good_rows(conn: psycopg.Connection[Any]) -> None:
+    heard: list[Rejection] = []
+    batch = rows(
+        {"name": "Ann", "phone": "555-000-0001"},
+        {"name": "Ann Again", "phone": "555 000 0001"},
+        {"name": "", "phone": "555-000-0002"},
+        {"name": "Cleo", "phone": "555-000-0003"},
+    )
+    result = bulk_import(conn, batch, skip_invalid=True, on_reject=heard.append)
+    assert (result.imported, result.rejected) == (2, 2)
+    assert [r.line for r in heard] == [4, 3]
+    names = conn.execute("SELECT name FROM customers ORDER BY id").fetchall()
+    assert names == [("Ann",), ("Cleo",)]
+
+
+def test_a_failure_while_reading_rolls_everything_back(conn: psycopg.Connection[Any]) -> None:
+    def broken() -> Iterator[tuple[int, dict[str, Any]]]:
+        yield from GOOD
+        raise OSError("disk on fire")
+
+    with pytest.raises(OSError, match="disk on fire"):
+        bulk_import(conn, broken())
+    assert _count(conn) == 0
+    assert bulk_import(conn, GOOD).imported == 2  # no staging table left behind
+
+
+def test_batches_compose_in_the_callers_transaction(conn: psycopg.Connection[Any]) -> None:
+    with conn.transaction():
+        bulk_import(conn, GOOD)
+        bulk_import(conn, rows({"name": "Cleo", "phone": "555-000-0003"}))
+    assert _count(conn) == 3
+
+
+def test_progress_is_reported_as_rows_stream(conn: psycopg.Connection[Any]) -> None:
+    seen: list[int] = []
+    bulk_import(conn, fake_customers(25_000, seed=3), on_progress=seen.append)
+    assert seen == [10_000, 20_000, 25_000]
+
+
+def test_a_phone_taken_during_the_import_is_a_library_error(dsn: str) -> None:
+    """Between the batch's check and its insert another writer takes a phone."""
+    with psycopg.connect(dsn, autocommit=True) as conn, psycopg.connect(dsn) as other:
+        conn.execute(
+            "CREATE FUNCTION sneak() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "INSERT INTO customers (name, phone) VALUES ('Sneak', NEW.phone); "
+            "RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER sneak BEFORE INSERT ON customers FOR EACH ROW "
+            "WHEN (NEW.name = 'Victim') EXECUTE FUNCTION sneak()"
+        )
+        with pytest.raises(Exception, match="customers_active_phone_key") as caught:
+            bulk_import(conn, rows({"name": "Victim", "phone": "555-000-0009"}))
+        assert type(caught.value).__name__ == "ConstraintViolationError"
+        assert _count(conn) == 0
+        other.close()
+
+
+def test_fake_customers_are_deterministic_and_valid(conn: psycopg.Connection[Any]) -> None:
+    first = list(fake_customers(300, seed=7))
+    assert first == list(fake_customers(300, seed=7))
+    assert first != list(fake_customers(300, seed=8))
+    result = bulk_import(conn, first)
+    assert (result.imported, result.rejected) == (300, 0)
+    mix = conn.execute(
+        "SELECT count(*) FILTER (WHERE NOT is_active), count(phone_secondary), count(email), "
+        "count(DISTINCT phone_digits) FROM customers"
+    ).fetchone()
+    assert mix is not None
+    inactive, secondary, email, distinct = mix
+    assert 0 < inactive < 60
+    assert 40 < secondary < 150
+    assert 120 < email < 240
+    assert distinct == 300
+
+
+@pytest.mark.parametrize("count", [0, -5, 10**7 + 1])
+def test_fake_customers_needs_a_sensible_count(count: int) -> None:
+    with pytest.raises(ValueError, match="count must be"):
+        next(fake_customers(count))
