@@ -62,9 +62,10 @@ CREATE TABLE customers (
 CREATE UNIQUE INDEX customers_active_phone_key
     ON customers (phone_digits) WHERE is_active;
 
--- Exact lookup by a secondary phone (get_by_phone).
-CREATE INDEX customers_active_phone_secondary_idx
-    ON customers (phone_secondary_digits) WHERE is_active AND phone_secondary_digits IS NOT NULL;
+-- Exact look-ups by digits (get_by_phone, and the "exact phone match comes
+-- first" rule of search), for active and soft-deleted customers alike.
+CREATE INDEX customers_phone_digits_idx ON customers (phone_digits);
+CREATE INDEX customers_phone_secondary_digits_idx ON customers (phone_secondary_digits);
 
 -- Substring search on name, e-mail and phone digits.
 CREATE INDEX customers_name_trgm_idx ON customers USING gin (name gin_trgm_ops);
@@ -73,8 +74,10 @@ CREATE INDEX customers_phone_digits_trgm_idx ON customers USING gin (phone_digit
 CREATE INDEX customers_phone_secondary_digits_trgm_idx
     ON customers USING gin (phone_secondary_digits gin_trgm_ops);
 
--- Paging through customers by name; id breaks ties so pages never overlap.
-CREATE INDEX customers_name_id_idx ON customers (name, id);
+-- The order customers are listed and searched in: by name ignoring case, then
+-- id. COLLATE "C" makes the order the same on every server, whatever its
+-- locale, and lets LIKE 'prefix%' walk this index as a range, in that order.
+CREATE INDEX customers_name_order_idx ON customers ((lower(name) COLLATE "C"), id);
 
 -- Deleting a user sets created_by_id to NULL: without this index that is a full scan.
 CREATE INDEX customers_created_by_id_idx ON customers (created_by_id);

@@ -4,6 +4,17 @@
 -- parameters are psycopg's %(name)s placeholders, so the text runs as written.
 -- Phones are compared by their digits (the generated phone_digits and
 -- phone_secondary_digits columns), never as typed.
+--
+-- Search runs in tiers. The order of results is: customers whose phone digits
+-- equal the query's (search_exact), then names starting with the query
+-- (search_prefix), then the other matches (search_rest_*); within a tier by
+-- name ignoring case, then id. Each tier excludes the tiers before it, so the
+-- repository can concatenate them and pages never overlap or skip.
+--
+-- Parameters: %(exact)s is the query's digits when it looks like a phone
+-- (else NULL); %(prefix)s is '<query>%' and %(pattern)s '%<query>%', with
+-- LIKE's wildcards escaped; %(digit_pattern)s is '%<digits>%' or NULL.
+
 
 
 -- name: create
@@ -59,13 +70,78 @@ FROM customers
 WHERE id = %(id)s;
 
 
--- name: search
--- Substring search. %(pattern)s is '%<query>%' with LIKE's wildcards escaped,
--- matched case-insensitively against name and e-mail; %(digits)s is NULL
--- unless the query looks like a phone number, in which case its digits are
--- also matched inside both phones. Relevance: an exact phone match first,
--- then names starting with the query, then the rest; ties by name, then id,
--- so consecutive pages never overlap or skip.
+-- name: search_settings
+-- Plan each search for its own values (a generic plan cannot tell a rare
+-- fragment from a common one). Set LOCAL inside a transaction the search
+-- always rolls back, so the caller's session is never changed.
+SET LOCAL plan_cache_mode = force_custom_plan;
+
+
+-- name: pin_bitmap_scans
+-- For search_rest_bitmap: answer from the trigram indexes, never by reading
+-- the table or walking an ordered index (which, for a fragment the statistics
+-- wrongly think common, reads every row).
+SET LOCAL enable_seqscan = off;
+
+
+-- name: pin_index_scans
+-- For search_rest_bitmap: see pin_bitmap_scans.
+SET LOCAL enable_indexscan = off;
+
+
+-- name: search_exact
+-- Tier 0: the query is a whole phone number, typed in any format.
+SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
+       c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
+FROM customers AS c
+LEFT JOIN users AS u ON u.id = c.created_by_id
+WHERE (c.is_active OR %(include_inactive)s)
+  AND (c.phone_digits = %(exact)s OR c.phone_secondary_digits = %(exact)s)
+ORDER BY lower(c.name) COLLATE "C", c.id
+LIMIT %(limit)s;
+
+
+-- name: search_prefix
+-- Tier 1: names starting with the query (a range of customers_name_order_idx,
+-- read in order, so a common prefix costs no more than a rare one).
+SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
+       c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
+FROM customers AS c
+LEFT JOIN users AS u ON u.id = c.created_by_id
+WHERE (c.is_active OR %(include_inactive)s)
+  AND lower(c.name) COLLATE "C" LIKE lower(%(prefix)s)
+  AND (c.phone_digits = %(exact)s OR c.phone_secondary_digits = %(exact)s) IS NOT TRUE
+ORDER BY lower(c.name) COLLATE "C", c.id
+LIMIT %(limit)s;
+
+
+-- name: search_rest_walk
+-- Tier 2 for a common fragment: walk the first %(budget)s customers in order
+-- and keep the matches. Cheap when matches are dense; when it finds fewer
+-- than %(limit)s the repository asks search_rest_bitmap instead.
+SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
+       c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
+FROM (
+    SELECT *
+    FROM customers
+    WHERE is_active OR %(include_inactive)s
+    ORDER BY lower(name) COLLATE "C", id
+    LIMIT %(budget)s
+) AS c
+LEFT JOIN users AS u ON u.id = c.created_by_id
+WHERE (c.name ILIKE %(pattern)s
+       OR c.email ILIKE %(pattern)s
+       OR c.phone_digits LIKE %(digit_pattern)s
+       OR c.phone_secondary_digits LIKE %(digit_pattern)s)
+  AND lower(c.name) COLLATE "C" NOT LIKE lower(%(prefix)s)
+  AND (c.phone_digits = %(exact)s OR c.phone_secondary_digits = %(exact)s) IS NOT TRUE
+ORDER BY lower(c.name) COLLATE "C", c.id
+LIMIT %(limit)s;
+
+
+-- name: search_rest_bitmap
+-- Tier 2 for a rare fragment: collect every match from the trigram indexes
+-- (few, by now) and sort them.
 SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
        c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
 FROM customers AS c
@@ -75,23 +151,20 @@ WHERE (c.is_active OR %(include_inactive)s)
        OR c.email ILIKE %(pattern)s
        OR c.phone_digits LIKE %(digit_pattern)s
        OR c.phone_secondary_digits LIKE %(digit_pattern)s)
-ORDER BY CASE
-             WHEN c.phone_digits = %(digits)s OR c.phone_secondary_digits = %(digits)s THEN 0
-             WHEN c.name ILIKE %(prefix)s THEN 1
-             ELSE 2
-         END,
-         c.name, c.id
-LIMIT %(limit)s OFFSET %(offset)s;
+  AND lower(c.name) COLLATE "C" NOT LIKE lower(%(prefix)s)
+  AND (c.phone_digits = %(exact)s OR c.phone_secondary_digits = %(exact)s) IS NOT TRUE
+ORDER BY lower(c.name) COLLATE "C", c.id
+LIMIT %(limit)s;
 
 
 -- name: list_page
--- One page of customers in name order (id breaks ties).
+-- One page of customers by name ignoring case, then id (customers_name_order_idx).
 SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
        c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
 FROM customers AS c
 LEFT JOIN users AS u ON u.id = c.created_by_id
 WHERE c.is_active OR %(include_inactive)s
-ORDER BY c.name, c.id
+ORDER BY lower(c.name) COLLATE "C", c.id
 LIMIT %(limit)s OFFSET %(offset)s;
 
 

@@ -173,11 +173,11 @@ def _plan_indexes(conn: psycopg.Connection[Any], query: str, params: list[Any]) 
 @pytest.mark.parametrize(
     ("where", "param", "index"),
     [
-        ("phone_digits = %s AND is_active", "5550001234", "customers_active_phone_key"),
+        ("phone_digits = %s", "5550001234", "customers_phone_digits_idx"),
         (
-            "phone_secondary_digits = %s AND is_active",
+            "phone_secondary_digits = %s",
             "4440001233",
-            "customers_active_phone_secondary_idx",
+            "customers_phone_secondary_digits_idx",
         ),
         ("name ILIKE %s", "%3f2a9%", "customers_name_trgm_idx"),
         ("email ILIKE %s", "%c1234@%", "customers_email_trgm_idx"),
@@ -200,5 +200,10 @@ def test_the_planner_uses_the_index_made_for_each_lookup(
 
 @pytest.mark.slow
 def test_listing_by_name_walks_the_name_index(many_customers: psycopg.Connection[Any]) -> None:
-    query = "SELECT id FROM customers ORDER BY name, id LIMIT 20"
-    assert "customers_name_id_idx" in _plan_indexes(many_customers, query, [])
+    query = 'SELECT id FROM customers ORDER BY lower(name) COLLATE "C", id LIMIT 20'
+    assert "customers_name_order_idx" in _plan_indexes(many_customers, query, [])
+    prefix = (
+        'SELECT id FROM customers WHERE lower(name) COLLATE "C" LIKE %s '
+        'ORDER BY lower(name) COLLATE "C", id LIMIT 20'
+    )
+    assert "customers_name_order_idx" in _plan_indexes(many_customers, prefix, ["customer 3f%"])

@@ -78,12 +78,28 @@ def test_a_query_that_is_not_phone_like_is_matched_as_text_only(
 
 @pytest.mark.parametrize(
     ("query", "expected"),
-    [("%", ["100% Pure Juice"]), ("_", ["Under_score Ltd"]), ("\\", ["Back\\slash Bar"])],
+    [
+        ("0% p", ["100% Pure Juice"]),
+        ("r_s", ["Under_score Ltd"]),
+        ("k\\s", ["Back\\slash Bar"]),
+        ("%", []),
+        ("_", []),
+        ("%%%", []),
+        ("___", []),
+    ],
 )
 def test_like_wildcards_are_literal_characters(
     customers: CustomerRepository, shop: dict[str, int], query: str, expected: list[str]
 ) -> None:
     assert names(customers.search(query)) == expected
+
+
+def test_one_or_two_characters_match_name_and_email_prefixes_only(
+    customers: CustomerRepository, shop: dict[str, int]
+) -> None:
+    assert names(customers.search("an")) == ["Ann Lee", "Annette Lee"]
+    assert names(customers.search("B")) == ["Back\\slash Bar", "Under_score Ltd"]  # billing@
+    assert names(customers.search("é")) == []  # inside "José", not at the start
 
 
 def test_inactive_customers_only_when_asked(

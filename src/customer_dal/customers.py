@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Annotated, Any, NoReturn
 
 import psycopg
@@ -28,6 +28,11 @@ __all__ = ["CustomerRepository"]
 # A query that looks like a phone number: digits and the usual separators only.
 _PHONE_LIKE = re.compile(r"^[0-9 +\-().]+$")
 _MIN_SEARCH_DIGITS = 3
+# Shorter queries have no trigram: they match name and e-mail prefixes only.
+_MIN_SUBSTRING = 3
+# How many customers (in name order) a search reads before deciding its
+# fragment is rare and asking the trigram indexes instead; see docs/benchmarks.md.
+_WALK_BUDGET = 2000
 # Rows come from our own schema, already typed by the driver: skip re-validating.
 _customer_row = kwargs_row(Customer.model_construct)
 
@@ -108,31 +113,63 @@ class CustomerRepository:
         ``%``, ``_`` and ``\\`` are ordinary characters. A query made only of
         digits, spaces and ``+-().`` with at least 3 digits is also matched
         against both phones' digits, whatever their formatting (``777-88`` finds
-        ``555 777 8888``). Results come most relevant first (exact phone match,
-        then names starting with the query, then the rest; ties by name and
-        id), so pages taken with ``offset`` never overlap or skip.
+        ``555 777 8888``). A query of 1 or 2 characters matches only names and
+        e-mails that *start* with it: shorter than a trigram, a substring
+        search could not use an index.
 
-        Raises ``ValidationError`` for a blank query or a limit outside 1-100.
+        Results come most relevant first: customers whose phone is the query's
+        number, then names starting with the query, then the rest; within each,
+        by name ignoring case, then id. So pages taken with ``offset`` never
+        overlap or skip.
+
+        Raises ``ValidationError`` for a blank query, a limit outside 1-100 or
+        a negative offset.
         """
         search = CustomerSearch(
             query=query, include_inactive=include_inactive, limit=limit, offset=offset
         )
         text = _like_escape(search.query)
         digits = digits_of(search.query) if _PHONE_LIKE.match(search.query) else ""
-        if len(digits) < _MIN_SEARCH_DIGITS:
-            digits = ""
-        return self._fetch_customers(
-            "search",
-            {
-                "pattern": f"%{text}%",
-                "prefix": f"{text}%",
-                "digits": digits or None,
-                "digit_pattern": f"%{digits}%" if digits else None,
-                "include_inactive": search.include_inactive,
-                "limit": search.limit,
-                "offset": search.offset,
-            },
-        )
+        short = len(search.query) < _MIN_SUBSTRING
+        params: dict[str, Any] = {
+            "prefix": f"{text}%",
+            "pattern": f"{text}%" if short else f"%{text}%",
+            "exact": digits if len(digits) >= MIN_PHONE_DIGITS else None,
+            "digit_pattern": f"%{digits}%" if len(digits) >= _MIN_SEARCH_DIGITS else None,
+            "include_inactive": search.include_inactive,
+            "budget": _WALK_BUDGET,
+        }
+        wanted = search.offset + search.limit
+        found: list[Customer] = []
+        # Read-only, so always rolled back: that also undoes the SET LOCALs, even
+        # inside a caller's transaction.
+        with self._conn.transaction(force_rollback=True):
+            self._conn.execute(self._queries["search_settings"].sql)
+            for tier in self._search_tiers(params):
+                found += tier(wanted - len(found))
+                if len(found) >= wanted:
+                    break
+        return found[search.offset : wanted]
+
+    def _search_tiers(self, params: dict[str, Any]) -> Iterator[Callable[[int], list[Customer]]]:
+        """The search tiers in relevance order, each a function of how many rows to fetch."""
+
+        def fetch(name: str) -> Callable[[int], list[Customer]]:
+            return lambda limit: self._fetch_customers(name, {**params, "limit": limit})
+
+        if params["exact"] is not None:
+            yield fetch("search_exact")
+        yield fetch("search_prefix")
+
+        def rest(limit: int) -> list[Customer]:
+            walked = self._fetch_customers("search_rest_walk", {**params, "limit": limit})
+            if len(walked) == limit:
+                return walked  # matches are dense: the walk found them all, in order
+            self._conn.execute(self._queries["pin_bitmap_scans"].sql)
+            self._conn.execute(self._queries["pin_index_scans"].sql)
+            return self._fetch_customers("search_rest_bitmap", {**params, "limit": limit})
+
+        yield rest
 
     @validate_call
     def list(
