@@ -16,7 +16,7 @@ SQUAWK := $(BIN)/squawk --assume-in-transaction --pg-version 15.0 --exclude pref
 SQUAWK_ROLLBACK_OK := prefer-text-field,ban-drop-table,ban-drop-function,require-concurrent-index-deletion
 
 .DEFAULT_GOAL := help
-.PHONY: help migrate rollback status new-migration test lint format psql db-stop clean
+.PHONY: help migrate rollback status new-migration test lint format bench psql db-stop clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,6 +55,9 @@ lint: $(STAMP) ## ruff, ruff format --check, mypy --strict, squawk on migrations
 format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests
 	$(BIN)/ruff format src tests
+
+bench: $(STAMP) ## print benchmark figures vs baselines (ROWS=n, default 100000)
+	@$(CLI) bench --rows $(ROWS)
 
 psql: $(STAMP) ## open psql on the database
 	@$(CLI) psql

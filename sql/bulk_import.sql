@@ -1,10 +1,19 @@
 -- Queries of customer_dal.bulk: loading many customers at once.
 --
--- Rows are validated in Python (the rules of CustomerCreate), streamed with
--- COPY into a temporary staging table, checked there for phones that repeat
--- inside the batch or belong to an active customer, and only then inserted
--- into customers with one INSERT ... SELECT. Everything happens in one
--- transaction: a batch is written whole or not at all.
+-- Rows are validated in Python (the rules of CustomerCreate) and streamed with
+-- COPY straight into customers. When a row is refused, the batch is rolled
+-- back and checked instead: streamed into a temporary staging table, checked
+-- there for phones that repeat inside the batch or belong to an active
+-- customer, and only then inserted into customers with one INSERT ... SELECT.
+-- Each pass is one transaction: a batch is written whole or not at all.
+
+
+-- name: copy_customers
+-- The first, straight pass: validated rows go directly into customers (the
+-- unique index still has the last word on phones; a conflict sends the batch
+-- to the checked pass below).
+COPY customers (name, phone, phone_secondary, email, address, notes, is_active, created_by_id)
+FROM STDIN;
 
 
 -- name: create_staging

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from customer_dal import CustomerRepository
+from customer_dal import ConstraintViolationError, CustomerRepository, UnknownUserError
 from customer_dal.bulk import ImportRejectedError, Rejection, bulk_import
 from customer_dal.seed import fake_customers
 
@@ -30,7 +30,7 @@ GOOD = rows(
 
 
 def test_a_clean_batch_is_written_in_order(conn: psycopg.Connection[Any]) -> None:
-    result = bulk_import(conn, GOOD)
+    result = bulk_import(conn, lambda: GOOD)
     assert (result.imported, result.rejected) == (2, 0)
     stored = conn.execute("SELECT name, email, is_active FROM customers ORDER BY id").fetchall()
     assert stored == [("Ann", "ann@example.com", True), ("Bob", None, False)]
@@ -50,7 +50,7 @@ def test_one_bad_row_refuses_the_whole_batch_and_every_bad_row_is_reported(
         {"name": "Odd", "phone": "555-000-0003", "is_active": "maybe"},
     )
     with pytest.raises(ImportRejectedError, match="4 rows were refused, so nothing was imported"):
-        bulk_import(conn, batch, on_reject=heard.append)
+        bulk_import(conn, lambda: batch, on_reject=heard.append)
     assert _count(conn) == 1
     assert [(r.line, r.reason) for r in heard] == [
         (
@@ -73,7 +73,7 @@ def test_skip_invalid_writes_the_good_rows(conn: psycopg.Connection[Any]) -> Non
         {"name": "", "phone": "555-000-0002"},
         {"name": "Cleo", "phone": "555-000-0003"},
     )
-    result = bulk_import(conn, batch, skip_invalid=True, on_reject=heard.append)
+    result = bulk_import(conn, lambda: batch, skip_invalid=True, on_reject=heard.append)
     assert (result.imported, result.rejected) == (2, 2)
     assert [r.line for r in heard] == [4, 3]
     names = conn.execute("SELECT name FROM customers ORDER BY id").fetchall()
@@ -86,21 +86,21 @@ def test_a_failure_while_reading_rolls_everything_back(conn: psycopg.Connection[
         raise OSError("disk on fire")
 
     with pytest.raises(OSError, match="disk on fire"):
-        bulk_import(conn, broken())
+        bulk_import(conn, broken)
     assert _count(conn) == 0
-    assert bulk_import(conn, GOOD).imported == 2  # no staging table left behind
+    assert bulk_import(conn, lambda: GOOD).imported == 2  # no staging table left behind
 
 
 def test_batches_compose_in_the_callers_transaction(conn: psycopg.Connection[Any]) -> None:
     with conn.transaction():
-        bulk_import(conn, GOOD)
-        bulk_import(conn, rows({"name": "Cleo", "phone": "555-000-0003"}))
+        bulk_import(conn, lambda: GOOD)
+        bulk_import(conn, lambda: rows({"name": "Cleo", "phone": "555-000-0003"}))
     assert _count(conn) == 3
 
 
 def test_progress_is_reported_as_rows_stream(conn: psycopg.Connection[Any]) -> None:
     seen: list[int] = []
-    bulk_import(conn, fake_customers(25_000, seed=3), on_progress=seen.append)
+    bulk_import(conn, lambda: fake_customers(25_000, seed=3), on_progress=seen.append)
     assert seen == [10_000, 20_000, 25_000]
 
 
@@ -117,7 +117,7 @@ def test_a_phone_taken_during_the_import_is_a_library_error(dsn: str) -> None:
             "WHEN (NEW.name = 'Victim') EXECUTE FUNCTION sneak()"
         )
         with pytest.raises(Exception, match="customers_active_phone_key") as caught:
-            bulk_import(conn, rows({"name": "Victim", "phone": "555-000-0009"}))
+            bulk_import(conn, lambda: rows({"name": "Victim", "phone": "555-000-0009"}))
         assert type(caught.value).__name__ == "ConstraintViolationError"
         assert _count(conn) == 0
         other.close()
@@ -127,7 +127,7 @@ def test_fake_customers_are_deterministic_and_valid(conn: psycopg.Connection[Any
     first = list(fake_customers(300, seed=7))
     assert first == list(fake_customers(300, seed=7))
     assert first != list(fake_customers(300, seed=8))
-    result = bulk_import(conn, first)
+    result = bulk_import(conn, lambda: first)
     assert (result.imported, result.rejected) == (300, 0)
     mix = conn.execute(
         "SELECT count(*) FILTER (WHERE NOT is_active), count(phone_secondary), count(email), "
@@ -145,3 +145,30 @@ def test_fake_customers_are_deterministic_and_valid(conn: psycopg.Connection[Any
 def test_fake_customers_needs_a_sensible_count(count: int) -> None:
     with pytest.raises(ValueError, match="count must be"):
         next(fake_customers(count))
+
+
+def test_an_unknown_creator_is_named_on_either_pass(conn: psycopg.Connection[Any]) -> None:
+    with pytest.raises(UnknownUserError, match="created_by_id 4242"):
+        bulk_import(conn, lambda: GOOD, created_by_id=4242)  # the straight pass
+    with_a_repeat = [*GOOD, (9, {"name": "Ann twin", "phone": "555 000 0001"})]
+    with pytest.raises(UnknownUserError, match="created_by_id 4242"):
+        bulk_import(conn, lambda: with_a_repeat, skip_invalid=True, created_by_id=4242)
+    assert _count(conn) == 0
+
+
+def test_a_unique_rule_the_library_does_not_know_is_a_library_error(
+    conn: psycopg.Connection[Any],
+) -> None:
+    conn.execute("CREATE UNIQUE INDEX one_per_name ON customers (name)")
+    twins = rows({"name": "Ann", "phone": "555-000-0001"}, {"name": "Ann", "phone": "555-000-0002"})
+    with pytest.raises(ConstraintViolationError, match="one_per_name"):
+        bulk_import(conn, lambda: twins)
+    assert _count(conn) == 0
+
+
+def test_the_checked_pass_reports_progress_too(conn: psycopg.Connection[Any]) -> None:
+    seen: list[int] = []
+    batch = [*fake_customers(10_000, seed=5), (10_001, {"name": "", "phone": "1"})]
+    result = bulk_import(conn, lambda: batch, skip_invalid=True, on_progress=seen.append)
+    assert result.rejected == 1
+    assert seen == [10_000, 10_000, 10_001]  # the straight pass stops at the bad row

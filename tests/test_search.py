@@ -154,3 +154,18 @@ def test_hostile_queries_return_results_or_a_validation_error_and_change_nothing
         found = []
     assert found == []
     assert conn.execute("SELECT * FROM customers ORDER BY id").fetchall() == before
+
+
+def test_dense_matches_are_found_by_walking_in_order(customers: CustomerRepository) -> None:
+    """Matches that are common are read in name order, without sorting them all."""
+    for i in range(30):
+        customers.create({"name": f"{chr(65 + i % 26)}{i} Dense", "phone": f"555-020-{i:04d}"})
+    found = customers.search("dense", limit=5)
+    assert names(found) == ["A0 Dense", "A26 Dense", "B1 Dense", "B27 Dense", "C2 Dense"]
+    assert names(customers.search("dense", limit=5, offset=5)) == [
+        "C28 Dense",
+        "D29 Dense",
+        "D3 Dense",
+        "E4 Dense",
+        "F5 Dense",
+    ]

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from psycopg.pq import TransactionStatus
 
-__all__ = ["atomic"]
+__all__ = ["needs_transaction"]
 
 
-@contextmanager
-def atomic(conn: psycopg.Connection[Any]) -> Iterator[None]:
-    """Run a repository call so that it either happens whole or leaves no trace.
+def needs_transaction(conn: psycopg.Connection[Any]) -> bool:
+    """Whether a single write must be wrapped in ``conn.transaction()`` to be atomic.
 
     On an autocommit connection outside any transaction, one statement is
-    already atomic: no BEGIN/COMMIT round trips are spent on it. Inside the
-    caller's ``with conn.transaction():`` block the call runs in a savepoint, so
-    an expected failure (a duplicate phone, say) leaves the caller's transaction
-    usable; an exception the caller lets escape still rolls everything back.
+    atomic already: no BEGIN/COMMIT round trips are spent on it. Inside the
+    caller's ``with conn.transaction():`` block the write runs in a savepoint,
+    so an expected failure (a duplicate phone, say) leaves the caller's
+    transaction usable, while an exception the caller lets escape still rolls
+    everything back. On a connection without autocommit it gets a transaction
+    of its own, committed when the call succeeds.
     """
-    if conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
-        yield
-    else:
-        with conn.transaction():
-            yield
+    # pgconn's status is a plain int: cheaper than conn.info on a hot path.
+    return not conn.autocommit or conn.pgconn.transaction_status != TransactionStatus.IDLE

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import embedded, migrations
+from .bench import run_bench
 from .bulk import Rejection, bulk_import
 from .csv_io import RejectsFile, export_csv, read_customer_rows
 from .customers import CustomerRepository
@@ -81,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--count", type=_positive_int, required=True)
     cmd.add_argument("--seed", type=int, default=0)
     cmd.set_defaults(command=_seed)
+
+    cmd = sub.add_parser("bench", help="measure search, calls and import against baselines")
+    cmd.add_argument("--rows", type=_positive_int, default=100_000)
+    cmd.add_argument("--calls", type=_positive_int, default=2000)
+    cmd.add_argument("--repeats", type=_positive_int, default=5)
+    cmd.set_defaults(command=_bench)
 
     cmd = sub.add_parser("new-migration", help="create the next numbered migration pair")
     cmd.add_argument("name", help="lower_snake_case description, e.g. add_customer_tags")
@@ -165,7 +172,7 @@ def _import(args: argparse.Namespace) -> int:
         with connect(args.dsn) as conn:
             result = bulk_import(
                 conn,
-                read_customer_rows(path),
+                lambda: read_customer_rows(path),
                 skip_invalid=args.skip_invalid,
                 on_reject=report,
                 on_progress=progress,
@@ -191,10 +198,17 @@ def _seed(args: argparse.Namespace) -> int:
     progress = Progress("seeding")
     try:
         with connect(args.dsn) as conn:
-            result = bulk_import(conn, fake_customers(args.count, args.seed), on_progress=progress)
+            result = bulk_import(
+                conn, lambda: fake_customers(args.count, args.seed), on_progress=progress
+            )
     finally:
         progress.finish()
     print(f"seeded {result.imported:,} customers")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    run_bench(args.dsn, rows=args.rows, calls=args.calls, repeats=args.repeats)
     return 0
 
 

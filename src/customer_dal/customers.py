@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import nullcontext
 from typing import Annotated, Any, NoReturn
 
 import psycopg
-from psycopg.rows import kwargs_row
+from psycopg.rows import class_row
 from pydantic import Field, validate_call
 
-from .atomic import atomic
+from .atomic import needs_transaction
 from .errors import ConstraintViolationError, DuplicatePhoneError, UnknownUserError
 from .models import (
     MIN_PHONE_DIGITS,
@@ -33,11 +34,15 @@ _MIN_SUBSTRING = 3
 # How many customers (in name order) a search reads before deciding its
 # fragment is rare and asking the trigram indexes instead; see docs/benchmarks.md.
 _WALK_BUDGET = 2000
-# Rows come from our own schema, already typed by the driver: skip re-validating.
-_customer_row = kwargs_row(Customer.model_construct)
+# pydantic-core builds a model from a row faster than model_construct does.
+_customer_row = class_row(Customer)
 
 
-def _like_escape(text: str) -> str:
+# The update query's set_<field> parameters: which fields the caller gave.
+_SET_FLAGS = tuple((field, f"set_{field}") for field in CustomerUpdate.model_fields)
+
+
+def like_escape(text: str) -> str:
     """Make ``%``, ``_`` and ``\\`` literal in a LIKE pattern (backslash is the escape)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -45,7 +50,7 @@ def _like_escape(text: str) -> str:
 class CustomerRepository:
     """Create, find, page through, change and soft-delete customers.
 
-    Every method is one atomic unit (see :func:`customer_dal.atomic.atomic`) and
+    Every method is one atomic unit (see :func:`customer_dal.atomic.needs_transaction`) and
     composes inside a caller's ``with conn.transaction():`` block. Invalid input
     raises pydantic's ``ValidationError`` before any SQL runs; a rule the
     database enforces raises a :class:`~customer_dal.DataAccessError`.
@@ -56,12 +61,17 @@ class CustomerRepository:
         self._queries = load_queries("customers.sql")
 
     def _fetch_customer(self, name: str, params: Mapping[str, Any]) -> Customer | None:
-        with self._conn.cursor(row_factory=_customer_row) as cursor:
-            return cursor.execute(self._queries[name].sql, params).fetchone()
+        cursor = self._conn.cursor(row_factory=_customer_row)
+        return cursor.execute(self._queries[name].sql, params).fetchone()
+
+    def _write_customer(self, name: str, params: Mapping[str, Any]) -> Customer | None:
+        """Run a writing query atomically (see :func:`needs_transaction`)."""
+        with self._conn.transaction() if needs_transaction(self._conn) else nullcontext():
+            return self._fetch_customer(name, params)
 
     def _fetch_customers(self, name: str, params: Mapping[str, Any]) -> list[Customer]:
-        with self._conn.cursor(row_factory=_customer_row) as cursor:
-            return cursor.execute(self._queries[name].sql, params).fetchall()
+        cursor = self._conn.cursor(row_factory=_customer_row)
+        return cursor.execute(self._queries[name].sql, params).fetchall()
 
     def _fetch_value(self, name: str, params: Mapping[str, Any]) -> Any:
         row = self._conn.execute(self._queries[name].sql, params).fetchone()
@@ -77,10 +87,10 @@ class CustomerRepository:
         ``created_by_id`` names no user.
         """
         customer = CustomerCreate.model_validate(data)
-        params = {**customer.model_dump(), "created_by_id": created_by_id}
+        # A model's __dict__ is its fields: no model_dump() copy on the hot path.
+        params = {**customer.__dict__, "created_by_id": created_by_id}
         try:
-            with atomic(self._conn):
-                created = self._fetch_customer("create", params)
+            created = self._write_customer("create", params)
         except psycopg.errors.IntegrityError as exc:
             self._raise_integrity_error(exc, phone=customer.phone, created_by_id=created_by_id)
         assert created is not None  # noqa: S101 - INSERT ... RETURNING returns the row
@@ -128,7 +138,7 @@ class CustomerRepository:
         search = CustomerSearch(
             query=query, include_inactive=include_inactive, limit=limit, offset=offset
         )
-        text = _like_escape(search.query)
+        text = like_escape(search.query)
         digits = digits_of(search.query) if _PHONE_LIKE.match(search.query) else ""
         short = len(search.query) < _MIN_SUBSTRING
         params: dict[str, Any] = {
@@ -202,12 +212,11 @@ class CustomerRepository:
         raises :class:`DuplicatePhoneError`.
         """
         changes = CustomerUpdate.model_validate(data)
-        params: dict[str, Any] = {"id": customer_id, **changes.model_dump()}
-        for field in CustomerUpdate.model_fields:
-            params[f"set_{field}"] = field in changes.model_fields_set
+        given = changes.model_fields_set
+        params: dict[str, Any] = {"id": customer_id, **changes.__dict__}
+        params.update({flag: field in given for field, flag in _SET_FLAGS})
         try:
-            with atomic(self._conn):
-                return self._fetch_customer("update", params)
+            return self._write_customer("update", params)
         except psycopg.errors.IntegrityError as exc:
             self._raise_integrity_error(exc, phone=changes.phone or "")
 
@@ -222,8 +231,7 @@ class CustomerRepository:
         taken the number meanwhile.
         """
         try:
-            with atomic(self._conn):
-                return self._fetch_customer("restore", {"id": customer_id})
+            return self._write_customer("restore", {"id": customer_id})
         except psycopg.errors.IntegrityError as exc:
             phone = self._fetch_value("phone_of", {"id": customer_id})
             self._raise_integrity_error(exc, phone=phone)

@@ -44,26 +44,32 @@ def phone_digits(phone: str) -> str:
     return _NON_DIGITS.sub("", phone)
 
 
-def _no_nul(value: Any) -> Any:
+_NUL_MESSAGE = "must not contain NUL characters"
+
+
+def _no_nul(value: str) -> str:
     # PostgreSQL text cannot hold NUL; say so here rather than fail in the driver.
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+    if "\x00" in value:
+        raise ValueError(_NUL_MESSAGE)
     return value
 
 
 def _blank_to_none(value: Any) -> Any:
+    # Blank optional text (a form's empty box) is stored as NULL.
     if isinstance(value, str) and not value.strip():
         return None
     return value
 
 
 def _check_phone(phone: str) -> str:
+    _no_nul(phone)
     if len(phone_digits(phone)) < MIN_PHONE_DIGITS:
         raise ValueError(f"a phone number needs at least {MIN_PHONE_DIGITS} digits")
     return phone
 
 
 def _check_email(email: str) -> str:
+    _no_nul(email)
     try:
         checked = validate_email(email, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -71,14 +77,13 @@ def _check_email(email: str) -> str:
     return checked.normalized
 
 
-# Length limits sit on the str itself, so their messages read "String should
-# have at most 100 characters"; the NUL check wraps the whole field.
-Text = Annotated[str, BeforeValidator(_no_nul)]
-Name = Annotated[str, Field(min_length=1, max_length=100), BeforeValidator(_no_nul)]
-Phone = Annotated[str, Field(max_length=20), AfterValidator(_check_phone), BeforeValidator(_no_nul)]
-Email = Annotated[
-    str, Field(max_length=100), AfterValidator(_check_email), BeforeValidator(_no_nul)
-]
+# Constraints sit on the str itself, so messages read "String should have at
+# most 100 characters"; each field runs one Python check at most, after them
+# (validation is on every write's hot path).
+Text = Annotated[str, AfterValidator(_no_nul)]
+Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)]
+Phone = Annotated[str, Field(max_length=20), AfterValidator(_check_phone)]
+Email = Annotated[str, Field(max_length=100), AfterValidator(_check_email)]
 OptionalPhone = Annotated[Phone | None, BeforeValidator(_blank_to_none)]
 OptionalEmail = Annotated[Email | None, BeforeValidator(_blank_to_none)]
 OptionalText = Annotated[Text | None, BeforeValidator(_blank_to_none)]
@@ -165,7 +170,7 @@ class CustomerSearch(BaseModel):
 
     model_config = _INPUT
 
-    query: Annotated[str, Field(min_length=1, max_length=100), BeforeValidator(_no_nul)]
+    query: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)]
     include_inactive: bool = False
     limit: int = Field(20, ge=1, le=100)
     offset: int = Field(0, ge=0)
@@ -176,7 +181,7 @@ class UserCreate(BaseModel):
 
     model_config = _INPUT
 
-    full_name: Annotated[str, Field(min_length=1, max_length=200), BeforeValidator(_no_nul)]
+    full_name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
     email: OptionalEmail = None
 
 

@@ -6,19 +6,20 @@ seeding) and to name the user who registered a customer.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import psycopg
-from psycopg.rows import kwargs_row
+from psycopg.rows import class_row
 
-from .atomic import atomic
+from .atomic import needs_transaction
 from .errors import ConstraintViolationError, DuplicateEmailError
 from .models import User, UserCreate
 from .queries import load_queries
 
 __all__ = ["UserRepository"]
 
-_user_row = kwargs_row(User.model_construct)
+_user_row = class_row(User)
 
 
 class UserRepository:
@@ -32,8 +33,9 @@ class UserRepository:
         """Add a user; raises :class:`DuplicateEmailError` for a taken e-mail (any case)."""
         user = UserCreate(full_name=full_name, email=email)
         try:
-            with atomic(self._conn), self._conn.cursor(row_factory=_user_row) as cursor:
-                created = cursor.execute(self._queries["create"].sql, user.model_dump()).fetchone()
+            cursor = self._conn.cursor(row_factory=_user_row)
+            with self._conn.transaction() if needs_transaction(self._conn) else nullcontext():
+                created = cursor.execute(self._queries["create"].sql, user.__dict__).fetchone()
         except psycopg.errors.IntegrityError as exc:
             if exc.diag.constraint_name == "users_email_lower_key":
                 raise DuplicateEmailError(user.email or "") from exc
