@@ -43,6 +43,20 @@ CREATE TABLE customers (
         GENERATED ALWAYS AS (regexp_replace(phone, '[^0-9]', '', 'g')) STORED,
     phone_secondary_digits  text
         GENERATED ALWAYS AS (regexp_replace(phone_secondary, '[^0-9]', '', 'g')) STORED,
+    -- The order customers are listed and searched in: the name ignoring case,
+    -- compared by code point (COLLATE "C"), so it is the same on every server
+    -- whatever its locale, and LIKE 'prefix%' can read it as a range.
+    name_key                text COLLATE "C" NOT NULL
+        GENERATED ALWAYS AS (lower(name)) STORED,
+    -- Everything search matches, in one lower-case string: name, e-mail and
+    -- both phones' digits, separated by U+001F (which search queries may not
+    -- contain, so no match spans two fields).
+    search_text             text NOT NULL
+        GENERATED ALWAYS AS (
+            lower(name) || E'\x1f' || coalesce(lower(email), '') || E'\x1f'
+            || regexp_replace(phone, '[^0-9]', '', 'g') || E'\x1f'
+            || coalesce(regexp_replace(phone_secondary, '[^0-9]', '', 'g'), '')
+        ) STORED,
     CONSTRAINT customers_pkey PRIMARY KEY (id),
     -- The customer outlives the clerk who registered them.
     CONSTRAINT customers_created_by_id_fkey FOREIGN KEY (created_by_id)
@@ -67,17 +81,15 @@ CREATE UNIQUE INDEX customers_active_phone_key
 CREATE INDEX customers_phone_digits_idx ON customers (phone_digits);
 CREATE INDEX customers_phone_secondary_digits_idx ON customers (phone_secondary_digits);
 
--- Substring search on name, e-mail and phone digits.
-CREATE INDEX customers_name_trgm_idx ON customers USING gin (name gin_trgm_ops);
-CREATE INDEX customers_email_trgm_idx ON customers USING gin (email gin_trgm_ops);
-CREATE INDEX customers_phone_digits_trgm_idx ON customers USING gin (phone_digits gin_trgm_ops);
-CREATE INDEX customers_phone_secondary_digits_trgm_idx
-    ON customers USING gin (phone_secondary_digits gin_trgm_ops);
+-- Substring search (ILIKE '%x%' cannot use a B-tree): one trigram index over
+-- everything search matches.
+CREATE INDEX customers_search_text_trgm_idx ON customers USING gin (search_text gin_trgm_ops);
 
--- The order customers are listed and searched in: by name ignoring case, then
--- id. COLLATE "C" makes the order the same on every server, whatever its
--- locale, and lets LIKE 'prefix%' walk this index as a range, in that order.
-CREATE INDEX customers_name_order_idx ON customers ((lower(name) COLLATE "C"), id);
+-- Listing and searching in name order. It carries is_active and search_text,
+-- so a search can read customers in order and test them from the index alone,
+-- without visiting the table for the rows that do not match.
+CREATE INDEX customers_search_order_idx
+    ON customers (name_key, id) INCLUDE (is_active, search_text);
 
 -- Deleting a user sets created_by_id to NULL: without this index that is a full scan.
 CREATE INDEX customers_created_by_id_idx ON customers (created_by_id);
@@ -113,3 +125,5 @@ COMMENT ON COLUMN customers.created_at IS 'When the customer was registered (dat
 COMMENT ON COLUMN customers.updated_at IS 'When the row last changed; kept by trigger customers_touch_updated_at.';
 COMMENT ON COLUMN customers.phone_digits IS 'Digits of phone (generated): what uniqueness and phone search compare.';
 COMMENT ON COLUMN customers.phone_secondary_digits IS 'Digits of phone_secondary (generated), for lookup and search.';
+COMMENT ON COLUMN customers.name_key IS 'lower(name) in the C collation (generated): the order of lists and search results.';
+COMMENT ON COLUMN customers.search_text IS 'Lower-case name, e-mail and phone digits, separated by U+001F (generated): what search matches.';

@@ -11,9 +11,16 @@
 -- name ignoring case, then id. Each tier excludes the tiers before it, so the
 -- repository can concatenate them and pages never overlap or skip.
 --
--- Parameters: %(exact)s is the query's digits when it looks like a phone
--- (else NULL); %(prefix)s is '<query>%' and %(pattern)s '%<query>%', with
--- LIKE's wildcards escaped; %(digit_pattern)s is '%<digits>%' or NULL.
+-- Parameters, with LIKE's wildcards escaped in the query: %(exact)s is the
+-- query's digits when it looks like a whole phone number (else NULL);
+-- %(prefix)s is '<query>%'; %(pattern)s is '%<query>%' (or '<query>%' for a
+-- query of 1-2 characters, which matches prefixes only); %(digit_pattern)s is
+-- '%<digits>%' when the query looks like a phone (else NULL). %(filter)s and
+-- %(digit_pattern)s matched against search_text are a cheap necessary
+-- condition that the trigram index can answer. The exact test on name, email
+-- and the digit columns follows when %(check_fields)s: a query with a letter
+-- in it can only match the name or e-mail part of search_text, where the
+-- two tests agree (ILIKE compares lower-cased text), so it skips the test.
 
 
 
@@ -72,21 +79,22 @@ WHERE id = %(id)s;
 
 -- name: search_settings
 -- Plan each search for its own values (a generic plan cannot tell a rare
--- fragment from a common one). Set LOCAL inside a transaction the search
--- always rolls back, so the caller's session is never changed.
+-- fragment from a common one); never spend milliseconds compiling a plan
+-- (JIT) or starting workers (a search reads thousands of rows, not millions).
+-- Set LOCAL inside a transaction the search always rolls back, so the
+-- caller's session is never changed.
 SET LOCAL plan_cache_mode = force_custom_plan;
+SET LOCAL jit = off;
+SET LOCAL max_parallel_workers_per_gather = 0;
 
 
 -- name: pin_bitmap_scans
--- For search_rest_bitmap: answer from the trigram indexes, never by reading
--- the table or walking an ordered index (which, for a fragment the statistics
+-- For search_rest_bitmap: answer from the trigram index, never by reading the
+-- table or walking an ordered index (which, for a fragment the statistics
 -- wrongly think common, reads every row).
 SET LOCAL enable_seqscan = off;
-
-
--- name: pin_index_scans
--- For search_rest_bitmap: see pin_bitmap_scans.
 SET LOCAL enable_indexscan = off;
+SET LOCAL enable_indexonlyscan = off;
 
 
 -- name: search_exact
@@ -97,74 +105,89 @@ FROM customers AS c
 LEFT JOIN users AS u ON u.id = c.created_by_id
 WHERE (c.is_active OR %(include_inactive)s)
   AND (c.phone_digits = %(exact)s OR c.phone_secondary_digits = %(exact)s)
-ORDER BY lower(c.name) COLLATE "C", c.id
+ORDER BY c.name_key, c.id
 LIMIT %(limit)s;
 
 
 -- name: search_prefix
--- Tier 1: names starting with the query (a range of customers_name_order_idx,
+-- Tier 1: names starting with the query (a range of customers_search_order_idx,
 -- read in order, so a common prefix costs no more than a rare one).
 SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
        c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
 FROM customers AS c
 LEFT JOIN users AS u ON u.id = c.created_by_id
 WHERE (c.is_active OR %(include_inactive)s)
-  AND lower(c.name) COLLATE "C" LIKE lower(%(prefix)s)
+  AND c.name_key LIKE lower(%(prefix)s)
   AND (c.phone_digits = %(exact)s OR c.phone_secondary_digits = %(exact)s) IS NOT TRUE
-ORDER BY lower(c.name) COLLATE "C", c.id
+ORDER BY c.name_key, c.id
 LIMIT %(limit)s;
 
 
 -- name: search_rest_walk
--- Tier 2 for a common fragment: walk the first %(budget)s customers in order
--- and keep the matches. Cheap when matches are dense; when it finds fewer
--- than %(limit)s the repository asks search_rest_bitmap instead.
+-- Tier 2 when matches are dense: read the first %(budget)s customers in order
+-- from customers_search_order_idx alone, keep those whose search_text passes,
+-- and test only those against the table. When it finds fewer than %(limit)s
+-- the repository asks search_rest_bitmap instead.
 SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
        c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
 FROM (
-    SELECT *
+    SELECT id, name_key, search_text
     FROM customers
     WHERE is_active OR %(include_inactive)s
-    ORDER BY lower(name) COLLATE "C", id
+    ORDER BY name_key, id
     LIMIT %(budget)s
-) AS c
+) AS walked
+JOIN customers AS c ON c.id = walked.id
 LEFT JOIN users AS u ON u.id = c.created_by_id
-WHERE (c.name ILIKE %(pattern)s
+WHERE (walked.search_text LIKE lower(%(filter)s)
+       OR walked.search_text LIKE %(digit_pattern)s)
+  AND walked.name_key NOT LIKE lower(%(prefix)s)
+  AND (NOT %(check_fields)s
+       OR c.name ILIKE %(pattern)s
        OR c.email ILIKE %(pattern)s
        OR c.phone_digits LIKE %(digit_pattern)s
        OR c.phone_secondary_digits LIKE %(digit_pattern)s)
-  AND lower(c.name) COLLATE "C" NOT LIKE lower(%(prefix)s)
   AND (c.phone_digits = %(exact)s OR c.phone_secondary_digits = %(exact)s) IS NOT TRUE
-ORDER BY lower(c.name) COLLATE "C", c.id
+ORDER BY walked.name_key, walked.id
 LIMIT %(limit)s;
 
 
 -- name: search_rest_bitmap
--- Tier 2 for a rare fragment: collect every match from the trigram indexes
--- (few, by now) and sort them.
+-- Tier 2 when matches are sparse: collect them from the trigram index on
+-- search_text, test them and keep the first few in order, carrying only the
+-- sort key (sorting whole rows costs more than finding them); then read those
+-- few customers in full.
 SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
        c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
-FROM customers AS c
+FROM (
+    SELECT m.id, m.name_key
+    FROM customers AS m
+    WHERE (m.is_active OR %(include_inactive)s)
+      AND (m.search_text LIKE lower(%(filter)s)
+           OR m.search_text LIKE %(digit_pattern)s)
+      AND m.name_key NOT LIKE lower(%(prefix)s)
+      AND (NOT %(check_fields)s
+           OR m.name ILIKE %(pattern)s
+           OR m.email ILIKE %(pattern)s
+           OR m.phone_digits LIKE %(digit_pattern)s
+           OR m.phone_secondary_digits LIKE %(digit_pattern)s)
+      AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
+    ORDER BY m.name_key, m.id
+    LIMIT %(limit)s
+) AS first
+JOIN customers AS c ON c.id = first.id
 LEFT JOIN users AS u ON u.id = c.created_by_id
-WHERE (c.is_active OR %(include_inactive)s)
-  AND (c.name ILIKE %(pattern)s
-       OR c.email ILIKE %(pattern)s
-       OR c.phone_digits LIKE %(digit_pattern)s
-       OR c.phone_secondary_digits LIKE %(digit_pattern)s)
-  AND lower(c.name) COLLATE "C" NOT LIKE lower(%(prefix)s)
-  AND (c.phone_digits = %(exact)s OR c.phone_secondary_digits = %(exact)s) IS NOT TRUE
-ORDER BY lower(c.name) COLLATE "C", c.id
-LIMIT %(limit)s;
+ORDER BY first.name_key, first.id;
 
 
 -- name: list_page
--- One page of customers by name ignoring case, then id (customers_name_order_idx).
+-- One page of customers by name ignoring case, then id (customers_search_order_idx).
 SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
        c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
 FROM customers AS c
 LEFT JOIN users AS u ON u.id = c.created_by_id
 WHERE c.is_active OR %(include_inactive)s
-ORDER BY lower(c.name) COLLATE "C", c.id
+ORDER BY c.name_key, c.id
 LIMIT %(limit)s OFFSET %(offset)s;
 
 

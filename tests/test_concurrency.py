@@ -93,3 +93,30 @@ def test_concurrent_updates_and_restores_obey_the_same_rule(
         "SELECT count(*) FROM customers WHERE is_active AND phone_digits = '5551234567'"
     ).fetchone()
     assert holders == (1,)
+
+
+def test_threads_sharing_a_repository_do_not_share_cursors(
+    customers: CustomerRepository,
+) -> None:
+    """psycopg serialises a connection's queries; each thread keeps its own cursor.
+
+    (Transactions belong to the connection, so code that opens them, search
+    included, needs a connection per thread: a pool.)
+    """
+    ann = customers.create({"name": "Ann Lee", "phone": "555-123-4567"})
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for _ in range(50):
+                assert customers.get(ann.id) == ann
+                assert customers.get_by_phone("5551234567") == ann
+        except BaseException as exc:  # pragma: no cover - only on failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

@@ -58,7 +58,9 @@ def test_a_server_starts_on_demand_and_stops(
     dsn = embedded.embedded_dsn()
     with psycopg.connect(dsn) as connection:
         assert connection.execute("SELECT current_database()").fetchone() == ("postgres",)
-    assert embedded.embedded_dsn() == dsn  # the running server is reused
+        # a new cluster is restarted once with memory for a million customers
+        assert connection.execute("SHOW shared_buffers").fetchone() == (embedded.SHARED_BUFFERS,)
+    assert embedded.embedded_dsn() == dsn  # the running server is reused as it is
 
     assert embedded.stop_embedded() is True
     assert embedded.stop_embedded() is False

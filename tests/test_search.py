@@ -138,6 +138,7 @@ def test_invalid_searches_are_validation_errors(
         "\\%",
         "x" * 100,
         "ann\x00",
+        "lee\x1fann",
         "$1 %(pattern)s {name}",
     ],
 )

