@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +9,8 @@ import psycopg
 import pytest
 
 from customer_dal import Customer, CustomerRepository, DuplicatePhoneError
+
+from .threads import run_together
 
 FORMATS = [
     "5551234567",
@@ -25,24 +26,12 @@ FORMATS = [
 
 def _race(dsn: str, calls: list[Callable[[CustomerRepository], Any]]) -> list[Any]:
     """Run each call on its own connection, all released at the same instant."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: list[Any] = [None] * len(calls)
 
-    def worker(index: int) -> None:
+    def call(index: int) -> Any:
         with psycopg.connect(dsn, autocommit=True) as conn:
-            repo = CustomerRepository(conn)
-            barrier.wait()
-            try:
-                outcomes[index] = calls[index](repo)
-            except DuplicatePhoneError as exc:
-                outcomes[index] = exc
+            return calls[index](CustomerRepository(conn))
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
+    return run_together(call, len(calls))
 
 
 def _split(outcomes: list[Any]) -> tuple[list[Customer], list[DuplicatePhoneError]]:
@@ -104,19 +93,11 @@ def test_threads_sharing_a_repository_do_not_share_cursors(
     included, needs a connection per thread: a pool.)
     """
     ann = customers.create({"name": "Ann Lee", "phone": "555-123-4567"})
-    errors: list[BaseException] = []
 
-    def reader() -> None:
-        try:
-            for _ in range(50):
-                assert customers.get(ann.id) == ann
-                assert customers.get_by_phone("5551234567") == ann
-        except BaseException as exc:  # pragma: no cover - only on failure
-            errors.append(exc)
+    def read(_: int) -> bool:
+        return all(
+            customers.get(ann.id) == ann and customers.get_by_phone("5551234567") == ann
+            for _ in range(50)
+        )
 
-    threads = [threading.Thread(target=reader) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert run_together(read, 4) == [True] * 4

@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import psycopg
@@ -24,6 +23,7 @@ from customer_dal.migrations import _ADVISORY_LOCK_KEY, BOOKKEEPING_SCHEMA
 from customer_dal.resources import migrations_directory
 
 from .catalog import catalog_snapshot
+from .threads import run_together
 
 ALL = ["0001_users", "0002_customers"]
 
@@ -198,23 +198,8 @@ def test_a_locked_database_fails_clearly_after_the_timeout(empty_dsn: str) -> No
 
 
 def test_concurrent_runs_apply_the_schema_once_without_error(empty_dsn: str) -> None:
-    results: list[list[str]] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            results.append(migrate(empty_dsn))
-        except BaseException as exc:  # pragma: no cover - only on failure
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
-    assert sorted(results) == [[], [], [], ALL]
+    outcomes = run_together(lambda _: migrate(empty_dsn), 4)
+    assert sorted(outcomes) == [[], [], [], ALL]  # type: ignore[type-var]
 
 
 @pytest.mark.slow
