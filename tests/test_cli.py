@@ -68,9 +68,14 @@ def test_new_migration_creates_the_next_numbered_pair(
         "0002_add_more.rollback.sql",
         "0002_add_more.sql",
     ]
-    assert (tmp_path / "0002_add_more.sql").read_text() == (
-        "-- Add more: say what and why.\n-- depends: 0001_add_tags\n\n"
+    assert (
+        (tmp_path / "0002_add_more.sql")
+        .read_text()
+        .startswith(
+            "-- Add more: say what and why.\n-- depends: 0001_add_tags\n\nSET LOCAL lock_timeout"
+        )
     )
+    assert "statement_timeout" in (tmp_path / "0002_add_more.rollback.sql").read_text()
     assert "0001" not in (tmp_path / "0001_add_tags.sql").read_text().splitlines()[1]
 
 

@@ -26,6 +26,8 @@ from .seed import fake_customers
 __all__ = ["main"]
 
 _MIGRATION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Every migration starts by bounding its waits, as squawk (make lint) asks.
+_TIMEOUTS = "SET LOCAL lock_timeout = '10s';\n\nSET LOCAL statement_timeout = '15min';\n\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -217,18 +219,19 @@ def _new_migration(args: argparse.Namespace) -> int:
     directory: Path = args.directory
     if not _MIGRATION_NAME.match(name):
         raise DataAccessError(f"migration name {name!r} must be lower_snake_case")
-    numbers = [int(path.name[:4]) for path in directory.glob("[0-9][0-9][0-9][0-9]_*.sql")]
-    stem = f"{max(numbers, default=0) + 1:04d}_{name}"
-    previous = sorted(
+    existing = sorted(
         path.stem
         for path in directory.glob("[0-9][0-9][0-9][0-9]_*.sql")
         if not path.name.endswith(".rollback.sql")
     )
-    depends = f"-- depends: {previous[-1]}\n" if previous else ""
+    stem = f"{int(existing[-1][:4]) + 1 if existing else 1:04d}_{name}"
+    depends = f"-- depends: {existing[-1]}\n" if existing else ""
     up = directory / f"{stem}.sql"
     down = directory / f"{stem}.rollback.sql"
-    up.write_text(f"-- {name.replace('_', ' ').capitalize()}: say what and why.\n{depends}\n")
-    down.write_text(f"-- Undo {stem}, statement by statement in reverse order.\n\n")
+    up.write_text(
+        f"-- {name.replace('_', ' ').capitalize()}: say what and why.\n{depends}\n{_TIMEOUTS}"
+    )
+    down.write_text(f"-- Undo {stem}, statement by statement in reverse order.\n\n{_TIMEOUTS}")
     print(f"created {up} and {down}")
     return 0
 
