@@ -109,6 +109,9 @@ def test_users_are_unique_by_email_ignoring_case(conn: psycopg.Connection[Any]) 
     assert caught.value.diag.constraint_name == "users_email_lower_key"
     with pytest.raises(errors.CheckViolation):
         conn.execute("INSERT INTO users (full_name) VALUES ('  ')")
+    with pytest.raises(errors.CheckViolation) as caught:
+        conn.execute("INSERT INTO users (full_name) VALUES (repeat('x', 201))")
+    assert caught.value.diag.constraint_name == "users_full_name_length"
 
 
 def test_every_table_and_column_is_documented(conn: psycopg.Connection[Any]) -> None:
