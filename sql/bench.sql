@@ -92,6 +92,23 @@ ORDER BY id
 LIMIT %(limit)s;
 
 
+-- name: active_ids
+-- The active customers the repository-call benchmark reads and changes.
+SELECT id
+FROM customers
+WHERE is_active
+ORDER BY id;
+
+
+-- name: active_phones
+-- Phones, as typed, for the get_by_phone benchmark.
+SELECT phone
+FROM customers
+WHERE is_active
+ORDER BY id
+LIMIT 5000;
+
+
 -- name: rare_surnames
 -- Surnames that only a handful of customers have.
 SELECT split_part(name, ' ', 2) AS surname

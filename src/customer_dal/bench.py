@@ -255,13 +255,9 @@ def _bench_calls(conn: psycopg.Connection[Any], calls: int) -> dict[str, dict[st
     """Client CPU per call: the repository against raw psycopg running the same SQL."""
     repo = CustomerRepository(conn)
     sql_of = {name: query.sql for name, query in load_queries("customers.sql").items()}
-    ids = [row[0] for row in conn.execute("SELECT id FROM customers WHERE is_active ORDER BY id")]
-    phones = [
-        row[0]
-        for row in conn.execute(
-            "SELECT phone FROM customers WHERE is_active ORDER BY id LIMIT 5000"
-        )
-    ]
+    bench_queries = load_queries("bench.sql")
+    ids = [row[0] for row in conn.execute(bench_queries["active_ids"].sql)]
+    phones = [row[0] for row in conn.execute(bench_queries["active_phones"].sql)]
 
     def raw(name: str, params: dict[str, Any]) -> object:
         return conn.execute(sql_of[name], params).fetchone()
@@ -310,6 +306,11 @@ def _bench_calls(conn: psycopg.Connection[Any], calls: int) -> dict[str, dict[st
 # --- report -------------------------------------------------------------------------------
 
 
+def _ratio(value: float) -> str:
+    """``34x`` for large ratios, ``0.09x`` for small ones (never a misleading ``0x``)."""
+    return f"{value:.0f}x" if value >= 10 else f"{value:.2f}x"
+
+
 def _pooled(results: dict[str, dict[str, Timing]], side: str) -> Timing:
     return Timing([ms for timings in results.values() for ms in timings[side].samples])
 
@@ -325,8 +326,8 @@ def _report(figures: dict[str, Any], out: TextIO) -> None:
     )
     line("class", "ours p50", "ours p95", "ours max", "story p50", "story p95", "p95 ratio")
     line(*["---"] * 7)
-    for label, timings in search.items():
-        ours, story = timings["ours"], timings["story"]
+
+    def search_line(label: str, ours: Timing, story: Timing) -> None:
         line(
             label,
             f"{ours.p50:.1f}",
@@ -334,18 +335,13 @@ def _report(figures: dict[str, Any], out: TextIO) -> None:
             f"{ours.worst:.1f}",
             f"{story.p50:.1f}",
             f"{story.p95:.1f}",
-            f"{story.p95 / ours.p95:.0f}x",
+            _ratio(story.p95 / ours.p95),
         )
-    ours, story = _pooled(search, "ours"), _pooled(search, "story")
-    line(
-        "**pooled**",
-        f"{ours.p50:.1f}",
-        f"{ours.p95:.1f}",
-        f"{ours.worst:.1f}",
-        f"{story.p50:.1f}",
-        f"{story.p95:.1f}",
-        f"{story.p95 / ours.p95:.0f}x",
-    )
+
+    for label, timings in search.items():
+        search_line(label, timings["ours"], timings["story"])
+    ours = _pooled(search, "ours")
+    search_line("**pooled**", ours, _pooled(search, "story"))
 
     small = _pooled(figures["search_small"], "ours")
     print(
