@@ -1,10 +1,15 @@
-"""The library's exceptions: one base class, a few specific ones under it.
+"""The library's exceptions, and the one place that turns driver errors into them.
 
-Every expected failure (a bad DSN, an unreachable server, a duplicate phone, an
-edited migration) surfaces as one of these, with a message a person can act on.
+Every failure that leaves customer_dal is either pydantic's ``ValidationError``
+(bad input, raised before any SQL runs) or a :class:`DataAccessError` subclass
+whose ``__cause__`` is the driver's exception. Driver errors are recognised by
+SQLSTATE (class and code) and constraint name, never by message text, so a
+server speaking another language maps the same way.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import psycopg
 
@@ -17,7 +22,13 @@ __all__ = [
     "DuplicatePhoneError",
     "MigrationError",
     "MigrationLockedError",
+    "PermissionDeniedError",
+    "QueryTimeoutError",
+    "ReadOnlyDatabaseError",
+    "SchemaNotReadyError",
+    "TransactionConflictError",
     "UnknownUserError",
+    "translate",
 ]
 
 
@@ -30,7 +41,37 @@ class ConfigurationError(DataAccessError):
 
 
 class DatabaseUnavailableError(DataAccessError):
-    """The database server could not be reached."""
+    """The server refused the connection, or it was lost mid-call (shutdown, restart, network).
+
+    The broken connection is closed: open a new one (or let a pool do it).
+    """
+
+
+class QueryTimeoutError(DataAccessError):
+    """The server cancelled the statement: ``statement_timeout`` or ``lock_timeout`` ran out.
+
+    ``setting`` names which. Nothing the statement did was kept; retrying later may work.
+    """
+
+    def __init__(self, message: str, setting: str) -> None:
+        self.setting = setting
+        super().__init__(message)
+
+
+class ReadOnlyDatabaseError(DataAccessError):
+    """A write reached a hot standby or a read-only transaction: send it to the primary."""
+
+
+class PermissionDeniedError(DataAccessError):
+    """The database role lacks a privilege the call needs (see the message for the object)."""
+
+
+class SchemaNotReadyError(DataAccessError):
+    """The database lacks the tables or columns this package's queries use: run migrations."""
+
+
+class TransactionConflictError(DataAccessError):
+    """A serialization failure or deadlock: the transaction was rolled back; retry it whole."""
 
 
 class MigrationError(DataAccessError):
@@ -68,10 +109,11 @@ class DuplicateEmailError(DataAccessError):
 
 
 class ConstraintViolationError(DataAccessError):
-    """A database rule without a more specific exception refused the write.
+    """A database rule refused the write; ``constraint`` names it.
 
-    Input validation mirrors the schema, so this means the schema has a rule the
-    library does not know of (one a DBA added, say); ``constraint`` names it.
+    The repositories turn the rules they know (a taken phone, an unknown user)
+    into the more specific exceptions above, so meeting this one means the
+    schema has a rule the library does not know of (one a DBA added, say).
     """
 
     def __init__(self, constraint: str | None, detail: str) -> None:
@@ -83,6 +125,107 @@ class ConstraintViolationError(DataAccessError):
         return cls(exc.diag.constraint_name, exc.diag.message_primary or str(exc))
 
 
+# SQLSTATEs whose meaning is "this connection is gone", beyond class 08.
+_CONNECTION_GONE = {
+    "57P01",  # admin_shutdown: pg_terminate_backend, a fast shutdown
+    "57P02",  # crash_shutdown
+    "57P03",  # cannot_connect_now: starting up or shutting down
+    "57P05",  # idle_session_timeout
+    "25P03",  # idle_in_transaction_session_timeout
+    "25P04",  # transaction_timeout (PostgreSQL 17+)
+    "53300",  # too_many_connections
+}
+# A referenced table, column, function or type (or schema) is missing: the
+# database is not migrated, or is behind this package.
+_SCHEMA_MISSING = {"42P01", "42703", "42883", "42704", "3F000"}
+_TIMEOUTS = {"57014": "statement_timeout", "55P03": "lock_timeout"}
+
+
+def translate(
+    exc: psycopg.Error,
+    conn: psycopg.Connection[Any] | None,
+    *,
+    writes: bool = False,
+    in_transaction: bool = False,
+) -> DataAccessError:
+    """The library's exception for a driver error met while running a call on ``conn``.
+
+    ``writes`` says whether the call could have changed data, ``in_transaction``
+    whether it ran inside the caller's transaction: a connection lost during a
+    write outside a transaction leaves its outcome unknown. A broken connection
+    is closed, so the caller's next step (or the pool) starts clean.
+    """
+    state = exc.sqlstate or ""
+    where = _where(conn)
+    reason = _first_line(exc)
+    if isinstance(exc, psycopg.errors.IntegrityError):
+        return ConstraintViolationError.from_driver(exc)
+    if state in _TIMEOUTS:
+        setting = _TIMEOUTS[state]
+        return QueryTimeoutError(
+            f"{where}: the statement ran past {setting} and was cancelled; "
+            f"nothing it did was kept ({reason})",
+            setting,
+        )
+    if state == "25006":
+        return ReadOnlyDatabaseError(
+            f"{where} is read-only (a hot standby or a read-only transaction): "
+            "send writes to the primary"
+        )
+    if state == "42501" or state.startswith("28"):
+        return PermissionDeniedError(f"{where}: {reason}")
+    if state in _SCHEMA_MISSING:
+        return SchemaNotReadyError(f"{where} is not migrated: run make migrate ({reason})")
+    if state.startswith("40"):
+        return TransactionConflictError(
+            f"{where}: {reason}; the transaction was rolled back, retry it"
+        )
+    if state.startswith("08") or state in _CONNECTION_GONE or _is_broken(conn):
+        return _unavailable(exc, conn, where, writes=writes, in_transaction=in_transaction)
+    if state == "25P02":
+        return DataAccessError(
+            f"{where}: the current transaction failed earlier and ignores every statement "
+            "until it is rolled back"
+        )
+    return DataAccessError(f"{where}: {reason}")
+
+
+def _unavailable(
+    exc: psycopg.Error,
+    conn: psycopg.Connection[Any] | None,
+    where: str,
+    *,
+    writes: bool,
+    in_transaction: bool,
+) -> DatabaseUnavailableError:
+    if conn is not None:
+        conn.close()
+    if in_transaction:
+        outcome = "the transaction was lost and nothing in it was committed"
+    elif writes:
+        outcome = "the outcome of the write is unknown: check before retrying"
+    else:
+        outcome = "nothing was changed"
+    return DatabaseUnavailableError(f"lost the connection to {where}: {outcome} ({_first_line(exc)})")
+
+
+def _is_broken(conn: psycopg.Connection[Any] | None) -> bool:
+    return conn is not None and conn.broken
+
+
+def _where(conn: psycopg.Connection[Any] | None) -> str:
+    """``user@host:port/dbname`` of the connection, never its password."""
+    if conn is None or (conn.closed and not conn.broken):
+        return "the database"  # a closed connection no longer knows where it was
+    info = conn.info
+    return f"{info.user}@{info.host}:{info.port}/{info.dbname}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 for _cls in (
     DataAccessError,
     ConfigurationError,
@@ -92,6 +235,11 @@ for _cls in (
     MigrationError,
     MigrationLockedError,
     DuplicatePhoneError,
+    PermissionDeniedError,
+    QueryTimeoutError,
+    ReadOnlyDatabaseError,
+    SchemaNotReadyError,
+    TransactionConflictError,
     UnknownUserError,
 ):
     # Tracebacks show the public import path, as psycopg_pool does.
