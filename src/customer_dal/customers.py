@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import nullcontext
-from typing import Annotated, Any, NoReturn
+from typing import Any, NoReturn
 
 import psycopg
 from psycopg.rows import class_row
-from pydantic import Field, validate_call
 
-from .atomic import needs_transaction
+from .calls import run_call
 from .errors import ConstraintViolationError, DuplicatePhoneError, UnknownUserError
 from .models import (
     MIN_PHONE_DIGITS,
@@ -21,6 +19,7 @@ from .models import (
     CustomerList,
     CustomerSearch,
     CustomerUpdate,
+    check_arguments,
 )
 from .models import phone_digits as digits_of
 from .queries import load_queries
@@ -64,10 +63,12 @@ class _Cursors(threading.local):
 class CustomerRepository:
     """Create, find, page through, change and soft-delete customers.
 
-    Every method is one atomic unit (see :func:`customer_dal.atomic.needs_transaction`) and
-    composes inside a caller's ``with conn.transaction():`` block. Invalid input
-    raises pydantic's ``ValidationError`` before any SQL runs; a rule the
-    database enforces raises a :class:`~customer_dal.DataAccessError`.
+    Every method is one atomic unit and composes inside the caller's
+    transaction (see :mod:`customer_dal.calls`): on an autocommit connection
+    each call stays atomic by itself; inside ``with conn.transaction():``, or
+    on a connection without autocommit, it runs in a savepoint and never
+    commits. Invalid input raises pydantic's ``ValidationError`` before any SQL
+    runs; every other failure is a :class:`~customer_dal.DataAccessError`.
 
     Transactions belong to the connection, so give each thread its own
     connection (and repository), e.g. from a ``psycopg_pool.ConnectionPool``.
@@ -81,10 +82,11 @@ class CustomerRepository:
     def _fetch_customer(self, name: str, params: Mapping[str, Any]) -> Customer | None:
         return self._cursors.customers.execute(self._queries[name].sql, params).fetchone()
 
+    def _read_customer(self, name: str, params: Mapping[str, Any]) -> Customer | None:
+        return run_call(self._conn, lambda: self._fetch_customer(name, params))
+
     def _write_customer(self, name: str, params: Mapping[str, Any]) -> Customer | None:
-        """Run a writing query atomically (see :func:`needs_transaction`)."""
-        with self._conn.transaction() if needs_transaction(self._conn) else nullcontext():
-            return self._fetch_customer(name, params)
+        return run_call(self._conn, lambda: self._fetch_customer(name, params), writes=True)
 
     def _fetch_customers(self, name: str, params: Mapping[str, Any]) -> list[Customer]:
         return self._cursors.customers.execute(self._queries[name].sql, params).fetchall()
@@ -103,20 +105,20 @@ class CustomerRepository:
         ``created_by_id`` names no user.
         """
         customer = CustomerCreate.model_validate(data)
+        check_arguments(created_by_id=created_by_id)
         # A model's __dict__ is its fields: no model_dump() copy on the hot path.
         params = {**customer.__dict__, "created_by_id": created_by_id}
         try:
             created = self._write_customer("create", params)
-        except psycopg.errors.IntegrityError as exc:
-            self._raise_integrity_error(exc, phone=customer.phone, created_by_id=created_by_id)
+        except ConstraintViolationError as exc:
+            self._raise_specific(exc, phone=customer.phone, created_by_id=created_by_id)
         assert created is not None  # noqa: S101 - INSERT ... RETURNING returns the row
         return created
 
     def get(self, customer_id: int, *, include_inactive: bool = False) -> Customer | None:
         """The customer with this id; a soft-deleted one only with ``include_inactive``."""
-        return self._fetch_customer(
-            "get", {"id": customer_id, "include_inactive": include_inactive}
-        )
+        check_arguments(customer_id=customer_id, include_inactive=include_inactive)
+        return self._read_customer("get", {"id": customer_id, "include_inactive": include_inactive})
 
     def get_by_phone(self, phone: str) -> Customer | None:
         """The active customer reachable at ``phone``, however it is formatted.
@@ -125,10 +127,11 @@ class CustomerRepository:
         a secondary one, and among secondary matches the oldest customer wins.
         Text with fewer than 7 digits can be no customer's phone: ``None``.
         """
+        check_arguments(phone=phone)
         digits = digits_of(phone)
         if len(digits) < MIN_PHONE_DIGITS:
             return None
-        return self._fetch_customer("get_by_phone", {"digits": digits})
+        return self._read_customer("get_by_phone", {"digits": digits})
 
     def search(
         self, query: str, *, include_inactive: bool = False, limit: int = 20, offset: int = 0
@@ -172,16 +175,19 @@ class CustomerRepository:
             "budget": _WALK_BUDGET,
         }
         wanted = search.offset + search.limit
-        found: list[Customer] = []
-        # Read-only, so always rolled back: that also undoes the SET LOCALs, even
-        # inside a caller's transaction.
-        with self._conn.transaction(force_rollback=True):
+
+        def tiers() -> list[Customer]:
+            found: list[Customer] = []
             self._conn.execute(self._queries["search_settings"].sql)
             for tier in self._search_tiers(params):
                 found += tier(wanted - len(found))
                 if len(found) >= wanted:
                     break
-        return found[search.offset : wanted]
+            return found
+
+        # Read-only, so always rolled back: that also undoes the SET LOCALs, even
+        # inside a caller's transaction.
+        return run_call(self._conn, tiers, statements=2, undo=True)[search.offset : wanted]
 
     def _search_tiers(self, params: dict[str, Any]) -> Iterator[Callable[[int], list[Customer]]]:
         """The search tiers in relevance order, each a function of how many rows to fetch."""
@@ -202,28 +208,28 @@ class CustomerRepository:
 
         yield rest
 
-    @validate_call
     def list(
-        self,
-        *,
-        page: Annotated[int, Field(ge=1)] = 1,
-        per_page: Annotated[int, Field(ge=1, le=100)] = 20,
-        include_inactive: bool = False,
+        self, *, page: int = 1, per_page: int = 20, include_inactive: bool = False
     ) -> CustomerList:
         """One page of customers ordered by name, then id, with the total count.
 
-        The page and the total come from one transaction (one snapshot when the
-        caller's transaction is REPEATABLE READ).
+        ``page`` counts from 1; ``per_page`` is 1-100. The page and the total
+        come from one transaction (one snapshot when the caller's transaction
+        is REPEATABLE READ).
         """
+        check_arguments(page=page, per_page=per_page, include_inactive=include_inactive)
         params = {
             "include_inactive": include_inactive,
             "limit": per_page,
             "offset": (page - 1) * per_page,
         }
-        with self._conn.transaction():
+
+        def page_and_total() -> CustomerList:
             customers = self._fetch_customers("list_page", params)
             total = self._fetch_value("count", params)
-        return CustomerList(customers=customers, total=total, page=page, per_page=per_page)
+            return CustomerList(customers=customers, total=total, page=page, per_page=per_page)
+
+        return run_call(self._conn, page_and_total, statements=2)
 
     def update(self, customer_id: int, data: CustomerUpdate | Mapping[str, Any]) -> Customer | None:
         """Change the given fields of an active customer; ``None`` if there is none.
@@ -232,18 +238,23 @@ class CustomerRepository:
         nullable field. Changing the phone to one an active customer holds
         raises :class:`DuplicatePhoneError`.
         """
+        check_arguments(customer_id=customer_id)
         changes = CustomerUpdate.model_validate(data)
         given = changes.model_fields_set
         params: dict[str, Any] = {"id": customer_id, **changes.__dict__}
         params.update({flag: field in given for field, flag in _SET_FLAGS})
         try:
             return self._write_customer("update", params)
-        except psycopg.errors.IntegrityError as exc:
-            self._raise_integrity_error(exc, phone=changes.phone or "")
+        except ConstraintViolationError as exc:
+            self._raise_specific(exc, phone=changes.phone or "")
 
     def soft_delete(self, customer_id: int) -> bool:
         """Mark an active customer inactive; ``False`` if there is no such active customer."""
-        return self._fetch_value("soft_delete", {"id": customer_id}) is not None
+        check_arguments(customer_id=customer_id)
+        deleted = run_call(
+            self._conn, lambda: self._fetch_value("soft_delete", {"id": customer_id}), writes=True
+        )
+        return deleted is not None
 
     def restore(self, customer_id: int) -> Customer | None:
         """Re-activate a soft-deleted customer; ``None`` if there is no such inactive customer.
@@ -251,25 +262,29 @@ class CustomerRepository:
         Raises :class:`DuplicatePhoneError` when another active customer has
         taken the number meanwhile.
         """
+        check_arguments(customer_id=customer_id)
         try:
             return self._write_customer("restore", {"id": customer_id})
-        except psycopg.errors.IntegrityError as exc:
-            phone = self._fetch_value("phone_of", {"id": customer_id})
-            self._raise_integrity_error(exc, phone=phone)
+        except ConstraintViolationError as exc:
+            phone = self._read_value("phone_of", {"id": customer_id})
+            self._raise_specific(exc, phone=phone)
 
     def count_active(self) -> int:
         """How many customers are active."""
-        count: int = self._fetch_value("count_active", {})
+        count: int = self._read_value("count_active", {})
         return count
 
-    def _raise_integrity_error(
-        self, exc: psycopg.errors.IntegrityError, *, phone: str, created_by_id: int | None = None
+    def _read_value(self, name: str, params: Mapping[str, Any]) -> Any:
+        return run_call(self._conn, lambda: self._fetch_value(name, params))
+
+    def _raise_specific(
+        self, exc: ConstraintViolationError, *, phone: str, created_by_id: int | None = None
     ) -> NoReturn:
-        """Turn a constraint violation into the library's exception, by constraint name."""
-        constraint = exc.diag.constraint_name
-        if constraint == "customers_active_phone_key":
-            holder = self._fetch_value("active_phone_holder", {"digits": digits_of(phone)})
-            raise DuplicatePhoneError(phone, holder) from exc
-        if constraint == "customers_created_by_id_fkey":
-            raise UnknownUserError(created_by_id) from exc
-        raise ConstraintViolationError.from_driver(exc) from exc
+        """Raise the specific exception for a rule this repository knows, by constraint name."""
+        driver_error = exc.__cause__
+        if exc.constraint == "customers_active_phone_key":
+            holder = self._read_value("active_phone_holder", {"digits": digits_of(phone)})
+            raise DuplicatePhoneError(phone, holder) from driver_error
+        if exc.constraint == "customers_created_by_id_fkey":
+            raise UnknownUserError(created_by_id) from driver_error
+        raise exc

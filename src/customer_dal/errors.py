@@ -9,6 +9,7 @@ server speaking another language maps the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -135,10 +136,46 @@ _CONNECTION_GONE = {
     "25P04",  # transaction_timeout (PostgreSQL 17+)
     "53300",  # too_many_connections
 }
-# A referenced table, column, function or type (or schema) is missing: the
-# database is not migrated, or is behind this package.
-_SCHEMA_MISSING = {"42P01", "42703", "42883", "42704", "3F000"}
-_TIMEOUTS = {"57014": "statement_timeout", "55P03": "lock_timeout"}
+
+
+def _timeout(setting: str) -> Callable[[str, str], DataAccessError]:
+    return lambda where, reason: QueryTimeoutError(
+        f"{where}: the statement ran past {setting} and was cancelled; "
+        f"nothing it did was kept ({reason})",
+        setting,
+    )
+
+
+def _not_migrated(where: str, reason: str) -> DataAccessError:
+    return SchemaNotReadyError(f"{where} is not migrated: run make migrate ({reason})")
+
+
+# SQLSTATE (a code, or a two-character class) -> the library's exception,
+# given where (user@host:port/db) and the server's one-line reason.
+_BY_SQLSTATE: dict[str, Callable[[str, str], DataAccessError]] = {
+    "57014": _timeout("statement_timeout"),
+    "55P03": _timeout("lock_timeout"),
+    "25006": lambda where, reason: ReadOnlyDatabaseError(
+        f"{where} is read-only (a hot standby or a read-only transaction): "
+        "send writes to the primary"
+    ),
+    "42501": lambda where, reason: PermissionDeniedError(f"{where}: {reason}"),
+    "28": lambda where, reason: PermissionDeniedError(f"{where}: {reason}"),
+    # A table, column, function, type or schema the queries use is missing:
+    # the database was never migrated, or is behind this package.
+    "42P01": _not_migrated,
+    "42703": _not_migrated,
+    "42883": _not_migrated,
+    "42704": _not_migrated,
+    "3F000": _not_migrated,
+    "40": lambda where, reason: TransactionConflictError(
+        f"{where}: {reason}; the transaction was rolled back, retry it"
+    ),
+    "25P02": lambda where, reason: DataAccessError(
+        f"{where}: the current transaction failed earlier and ignores every statement "
+        "until it is rolled back"
+    ),
+}
 
 
 def translate(
@@ -155,39 +192,16 @@ def translate(
     write outside a transaction leaves its outcome unknown. A broken connection
     is closed, so the caller's next step (or the pool) starts clean.
     """
-    state = exc.sqlstate or ""
-    where = _where(conn)
-    reason = _first_line(exc)
     if isinstance(exc, psycopg.errors.IntegrityError):
         return ConstraintViolationError.from_driver(exc)
-    if state in _TIMEOUTS:
-        setting = _TIMEOUTS[state]
-        return QueryTimeoutError(
-            f"{where}: the statement ran past {setting} and was cancelled; "
-            f"nothing it did was kept ({reason})",
-            setting,
-        )
-    if state == "25006":
-        return ReadOnlyDatabaseError(
-            f"{where} is read-only (a hot standby or a read-only transaction): "
-            "send writes to the primary"
-        )
-    if state == "42501" or state.startswith("28"):
-        return PermissionDeniedError(f"{where}: {reason}")
-    if state in _SCHEMA_MISSING:
-        return SchemaNotReadyError(f"{where} is not migrated: run make migrate ({reason})")
-    if state.startswith("40"):
-        return TransactionConflictError(
-            f"{where}: {reason}; the transaction was rolled back, retry it"
-        )
-    if state.startswith("08") or state in _CONNECTION_GONE or _is_broken(conn):
+    state = exc.sqlstate or ""
+    where = _where(conn)
+    if state[:2] == "08" or state in _CONNECTION_GONE or (conn is not None and conn.closed):
         return _unavailable(exc, conn, where, writes=writes, in_transaction=in_transaction)
-    if state == "25P02":
-        return DataAccessError(
-            f"{where}: the current transaction failed earlier and ignores every statement "
-            "until it is rolled back"
-        )
-    return DataAccessError(f"{where}: {reason}")
+    build = _BY_SQLSTATE.get(state) or _BY_SQLSTATE.get(state[:2])
+    if build is None:
+        return DataAccessError(f"{where}: {_first_line(exc)}")
+    return build(where, _first_line(exc))
 
 
 def _unavailable(
@@ -206,7 +220,9 @@ def _unavailable(
         outcome = "the outcome of the write is unknown: check before retrying"
     else:
         outcome = "nothing was changed"
-    return DatabaseUnavailableError(f"lost the connection to {where}: {outcome} ({_first_line(exc)})")
+    return DatabaseUnavailableError(
+        f"lost the connection to {where}: {outcome} ({_first_line(exc)})"
+    )
 
 
 def _is_broken(conn: psycopg.Connection[Any] | None) -> bool:

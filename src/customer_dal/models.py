@@ -21,9 +21,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictStr,
+    TypeAdapter,
     computed_field,
     field_validator,
 )
+
+# pydantic needs typing_extensions' TypedDict before Python 3.12 (and depends on it).
+from typing_extensions import TypedDict
 
 __all__ = [
     "Customer",
@@ -33,10 +39,17 @@ __all__ = [
     "CustomerUpdate",
     "User",
     "UserCreate",
+    "check_arguments",
     "phone_digits",
 ]
 
 MIN_PHONE_DIGITS = 7
+BIGINT_MAX = 2**63 - 1
+# Ids and offsets travel as PostgreSQL bigint. Strict: "1", 1.0 and True are
+# no ids (a form's text must be parsed by the caller, who knows what it means).
+Id = Annotated[int, Field(strict=True, ge=-BIGINT_MAX - 1, le=BIGINT_MAX)]
+Offset = Annotated[int, Field(strict=True, ge=0, le=BIGINT_MAX)]
+MAX_PER_PAGE = 100
 _NON_DIGITS = re.compile(r"[^0-9]")
 
 
@@ -179,9 +192,9 @@ class CustomerSearch(BaseModel):
     model_config = _INPUT
 
     query: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_control)]
-    include_inactive: bool = False
-    limit: int = Field(20, ge=1, le=100)
-    offset: int = Field(0, ge=0)
+    include_inactive: StrictBool = False
+    limit: int = Field(20, strict=True, ge=1, le=MAX_PER_PAGE)
+    offset: Offset = 0
 
 
 class UserCreate(BaseModel):
@@ -202,3 +215,26 @@ class User(BaseModel):
     full_name: str
     email: str | None
     created_at: datetime
+
+
+class _Arguments(TypedDict, total=False):
+    """The repositories' plain arguments, by name, with the rule each obeys."""
+
+    __pydantic_config__ = ConfigDict(title="repository call arguments")  # type: ignore[misc]
+
+    customer_id: Id
+    user_id: Id
+    created_by_id: Id | None
+    include_inactive: StrictBool
+    phone: StrictStr
+    # The page's offset, (page - 1) * per_page, must fit in a bigint too.
+    page: Annotated[int, Field(strict=True, ge=1, le=BIGINT_MAX // MAX_PER_PAGE)]
+    per_page: Annotated[int, Field(strict=True, ge=1, le=MAX_PER_PAGE)]
+
+
+_ARGUMENTS = TypeAdapter(_Arguments)
+
+
+def check_arguments(**arguments: Any) -> None:
+    """Raise ``ValidationError`` (naming the argument) unless each obeys its rule above."""
+    _ARGUMENTS.validate_python(arguments)

@@ -1,20 +1,19 @@
 """UserRepository: the minimal users table, through ``sql/users.sql``.
 
-The auth system will own users; customer_dal needs only to create one (tests,
-seeding) and to name the user who registered a customer.
+customer_dal needs only to create a user (tests, seeding) and to name the user
+who registered a customer; calls behave as :class:`CustomerRepository`'s do.
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any
 
 import psycopg
 from psycopg.rows import class_row
 
-from .atomic import needs_transaction
+from .calls import run_call
 from .errors import ConstraintViolationError, DuplicateEmailError
-from .models import User, UserCreate
+from .models import User, UserCreate, check_arguments
 from .queries import load_queries
 
 __all__ = ["UserRepository"]
@@ -32,18 +31,24 @@ class UserRepository:
     def create(self, full_name: str, email: str | None = None) -> User:
         """Add a user; raises :class:`DuplicateEmailError` for a taken e-mail (any case)."""
         user = UserCreate(full_name=full_name, email=email)
+        cursor = self._conn.cursor(row_factory=_user_row)
         try:
-            cursor = self._conn.cursor(row_factory=_user_row)
-            with self._conn.transaction() if needs_transaction(self._conn) else nullcontext():
-                created = cursor.execute(self._queries["create"].sql, user.__dict__).fetchone()
-        except psycopg.errors.IntegrityError as exc:
-            if exc.diag.constraint_name == "users_email_lower_key":
-                raise DuplicateEmailError(user.email or "") from exc
-            raise ConstraintViolationError.from_driver(exc) from exc
+            created = run_call(
+                self._conn,
+                lambda: cursor.execute(self._queries["create"].sql, user.__dict__).fetchone(),
+                writes=True,
+            )
+        except ConstraintViolationError as exc:
+            if exc.constraint == "users_email_lower_key":
+                raise DuplicateEmailError(user.email or "") from exc.__cause__
+            raise
         assert created is not None  # noqa: S101 - INSERT ... RETURNING returns the row
         return created
 
     def get(self, user_id: int) -> User | None:
         """The user with this id, if any."""
-        with self._conn.cursor(row_factory=_user_row) as cursor:
-            return cursor.execute(self._queries["get"].sql, {"id": user_id}).fetchone()
+        check_arguments(user_id=user_id)
+        cursor = self._conn.cursor(row_factory=_user_row)
+        return run_call(
+            self._conn, lambda: cursor.execute(self._queries["get"].sql, {"id": user_id}).fetchone()
+        )
