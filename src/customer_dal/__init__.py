@@ -22,6 +22,11 @@ from .errors import (
     DuplicatePhoneError,
     MigrationError,
     MigrationLockedError,
+    PermissionDeniedError,
+    QueryTimeoutError,
+    ReadOnlyDatabaseError,
+    SchemaNotReadyError,
+    TransactionConflictError,
     UnknownUserError,
 )
 from .migrations import MigrationState, migrate, migration_status, rollback
@@ -52,6 +57,11 @@ __all__ = [
     "MigrationError",
     "MigrationLockedError",
     "MigrationState",
+    "PermissionDeniedError",
+    "QueryTimeoutError",
+    "ReadOnlyDatabaseError",
+    "SchemaNotReadyError",
+    "TransactionConflictError",
     "UnknownUserError",
     "User",
     "UserCreate",

@@ -60,11 +60,10 @@ def run_call(
     status = conn.pgconn.transaction_status
     # ACTIVE: another thread's statement is running on this shared autocommit
     # connection; it tells nothing of a transaction of this caller's.
-    idle = status == TransactionStatus.IDLE or (
-        status == TransactionStatus.ACTIVE and conn.autocommit
-    )
+    autocommit = conn.autocommit
+    idle = status == TransactionStatus.IDLE or (status == TransactionStatus.ACTIVE and autocommit)
     try:
-        if idle and conn.autocommit:
+        if idle and autocommit:
             if statements == 1 and not undo:
                 return work()
             with conn.transaction(force_rollback=undo):
@@ -74,7 +73,9 @@ def run_call(
         with conn.transaction(force_rollback=undo):
             return work()
     except psycopg.Error as exc:
-        raise translate(exc, conn, writes=writes, in_transaction=not idle) from exc
+        # Without autocommit, nothing commits but the caller: a lost connection lost it all.
+        in_transaction = not (idle and autocommit)
+        raise translate(exc, conn, writes=writes, in_transaction=in_transaction) from exc
 
 
 def _joining_callers_transaction(

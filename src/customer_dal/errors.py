@@ -196,12 +196,21 @@ def translate(
         return ConstraintViolationError.from_driver(exc)
     state = exc.sqlstate or ""
     where = _where(conn)
-    if state[:2] == "08" or state in _CONNECTION_GONE or (conn is not None and conn.closed):
+    if _connection_gone(exc, conn):
         return _unavailable(exc, conn, where, writes=writes, in_transaction=in_transaction)
     build = _BY_SQLSTATE.get(state) or _BY_SQLSTATE.get(state[:2])
     if build is None:
         return DataAccessError(f"{where}: {_first_line(exc)}")
     return build(where, _first_line(exc))
+
+
+def _connection_gone(exc: psycopg.Error, conn: psycopg.Connection[Any] | None) -> bool:
+    state = exc.sqlstate or ""
+    if state[:2] == "08" or state in _CONNECTION_GONE:
+        return True
+    if conn is None:  # connecting: libpq's own failures (refused, timed out) carry no SQLSTATE
+        return isinstance(exc, psycopg.OperationalError) and not state
+    return conn.closed
 
 
 def _unavailable(

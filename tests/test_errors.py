@@ -1,0 +1,377 @@
+"""The error contract, provoked for real: every failure is a ValidationError raised
+before any SQL, or a DataAccessError whose __cause__ is the driver's exception,
+and a caught DataAccessError leaves the caller's transaction usable."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from pydantic import ValidationError
+
+from customer_dal import (
+    CustomerRepository,
+    DataAccessError,
+    DatabaseUnavailableError,
+    DuplicatePhoneError,
+    PermissionDeniedError,
+    QueryTimeoutError,
+    ReadOnlyDatabaseError,
+    SchemaNotReadyError,
+    TransactionConflictError,
+    UserRepository,
+    connect,
+)
+from customer_dal.errors import translate
+
+_roles = itertools.count()
+ANN = {"name": "Ann Lee", "phone": "555-123-4567"}
+
+
+def _dbname(dsn: str) -> str:
+    with psycopg.connect(dsn) as conn:
+        return conn.info.dbname
+
+
+@contextmanager
+def _role_setting(dsn: str, setting: str, value: str) -> Iterator[None]:
+    """``ALTER ROLE <current user> IN DATABASE <this test's> SET setting = value``."""
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        role_and_db = sql.SQL("ROLE {} IN DATABASE {}").format(
+            sql.Identifier(admin.info.user), sql.Identifier(admin.info.dbname)
+        )
+        admin.execute(
+            sql.SQL("ALTER {} SET {} = {}").format(
+                role_and_db, sql.Identifier(setting), sql.Literal(value)
+            )
+        )
+        try:
+            yield
+        finally:
+            admin.execute(sql.SQL("ALTER {} RESET {}").format(role_and_db, sql.Identifier(setting)))
+
+
+@contextmanager
+def _table_locked(dsn: str) -> Iterator[None]:
+    """Another session holds customers in ACCESS EXCLUSIVE mode: reads and writes wait."""
+    with psycopg.connect(dsn) as holder:
+        holder.execute("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+        yield
+        holder.rollback()
+
+
+@pytest.fixture
+def timeout_dsn(dsn: str) -> Iterator[str]:
+    """The test database, where this role's statements give up waiting after 200 ms."""
+    with _role_setting(dsn, "lock_timeout", "200ms"):
+        yield dsn
+
+
+# Each repository call, ready to run; the ones that write get a customer to write.
+CALLS: dict[str, Callable[[CustomerRepository, int], object]] = {
+    "create": lambda repo, _: repo.create({"name": "Bo", "phone": "555-999-0000"}),
+    "get": lambda repo, cid: repo.get(cid),
+    "get_by_phone": lambda repo, _: repo.get_by_phone("555-123-4567"),
+    "search": lambda repo, _: repo.search("ann"),
+    "list": lambda repo, _: repo.list(),
+    "update": lambda repo, cid: repo.update(cid, {"notes": "x"}),
+    "soft_delete": lambda repo, cid: repo.soft_delete(cid),
+    "restore": lambda repo, cid: repo.restore(cid),
+    "count_active": lambda repo, _: repo.count_active(),
+}
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_a_lock_timeout_is_a_query_timeout_and_the_callers_transaction_survives(
+    timeout_dsn: str, call: str
+) -> None:
+    with psycopg.connect(timeout_dsn, autocommit=True) as conn:
+        repo, users = CustomerRepository(conn), UserRepository(conn)
+        ann = repo.create(ANN)
+        with conn.transaction():
+            clerk = users.create("Clerk Kent")  # touches users only: customers can be locked
+            with _table_locked(timeout_dsn), pytest.raises(QueryTimeoutError) as caught:
+                CALLS[call](repo, ann.id)
+            assert caught.value.setting == "lock_timeout"
+            assert "lock_timeout" in str(caught.value)
+            assert isinstance(caught.value.__cause__, psycopg.errors.LockNotAvailable)
+            # the caller's transaction is usable, and keeps what it did before
+            assert users.get(clerk.id) == clerk
+            assert repo.get(ann.id) is not None
+        assert users.get(clerk.id) == clerk
+
+
+def test_a_statement_timeout_says_so(dsn: str) -> None:
+    with _role_setting(dsn, "statement_timeout", "200ms"), connect(dsn) as conn:
+        repo = CustomerRepository(conn)
+        with _table_locked(dsn), pytest.raises(QueryTimeoutError) as caught:
+            repo.get(1)
+    assert caught.value.setting == "statement_timeout"
+    assert "statement_timeout" in str(caught.value)
+    assert isinstance(caught.value.__cause__, psycopg.errors.QueryCanceled)
+
+
+def test_a_terminated_backend_is_database_unavailable_and_the_next_connection_works(
+    dsn: str,
+) -> None:
+    conn = connect(dsn)
+    repo = CustomerRepository(conn)
+    ann = repo.create(ANN)
+    _terminate(dsn, conn.info.backend_pid)
+    with pytest.raises(DatabaseUnavailableError, match="nothing was changed") as caught:
+        repo.get(ann.id)
+    assert isinstance(caught.value.__cause__, psycopg.OperationalError)
+    assert conn.closed  # the broken connection was closed for the caller
+    with pytest.raises(DatabaseUnavailableError):
+        repo.get(ann.id)  # and says so again, without a raw driver error
+    with connect(dsn) as again:
+        assert CustomerRepository(again).get(ann.id) == ann
+
+
+def test_a_write_cut_off_mid_call_says_its_outcome_is_unknown(dsn: str) -> None:
+    conn = connect(dsn)
+    repo = CustomerRepository(conn)
+    ann = repo.create(ANN)
+    pid = conn.info.backend_pid
+    with psycopg.connect(dsn) as holder:
+        holder.execute("SELECT 1 FROM customers WHERE id = %s FOR UPDATE", [ann.id])
+        # The update waits for the row lock; its backend is terminated meanwhile.
+        killer = threading.Timer(0.3, _terminate, [dsn, pid])
+        killer.start()
+        with pytest.raises(DatabaseUnavailableError, match="outcome of the write is unknown"):
+            repo.update(ann.id, {"notes": "lost?"})
+        killer.join()
+        holder.rollback()
+
+
+def test_a_connection_lost_inside_a_transaction_says_nothing_was_committed(dsn: str) -> None:
+    conn = connect(dsn)
+    repo = CustomerRepository(conn)
+    with (  # noqa: PT012 - the transaction block is what is being tested
+        pytest.raises(DatabaseUnavailableError, match="nothing in it was committed"),
+        conn.transaction(),
+    ):
+        repo.create(ANN)
+        _terminate(dsn, conn.info.backend_pid)
+        repo.create({"name": "Bo", "phone": "555-999-0000"})
+    with connect(dsn) as again:
+        assert CustomerRepository(again).count_active() == 0
+
+
+def test_without_autocommit_a_lost_connection_is_database_unavailable(dsn: str) -> None:
+    conn = psycopg.connect(dsn)
+    _terminate(dsn, conn.info.backend_pid)
+    with pytest.raises(DatabaseUnavailableError, match="nothing in it was committed"):
+        CustomerRepository(conn).create(ANN)
+    assert conn.closed
+
+
+def test_a_refused_connection_is_database_unavailable() -> None:
+    with pytest.raises(psycopg.OperationalError) as caught:
+        psycopg.connect("host=127.0.0.1 port=1 connect_timeout=5")
+    error = translate(caught.value, None)
+    assert isinstance(error, DatabaseUnavailableError)
+    assert "lost the connection to the database: nothing was changed" in str(error)
+
+
+def _terminate(dsn: str, pid: int) -> None:
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def test_a_read_only_database_refuses_writes_with_its_own_error(dsn: str) -> None:
+    with _role_setting(dsn, "default_transaction_read_only", "on"), connect(dsn) as conn:
+        repo = CustomerRepository(conn)
+        assert repo.count_active() == 0  # reads work
+        with pytest.raises(ReadOnlyDatabaseError, match="send writes to the primary") as caught:
+            repo.create(ANN)
+    assert isinstance(caught.value.__cause__, psycopg.errors.ReadOnlySqlTransaction)
+
+
+@pytest.fixture
+def grantless_dsn(dsn: str) -> Iterator[str]:
+    """The test database, as a role that may log in and nothing else."""
+    role = f"cdal_nobody_{os.getpid()}_{next(_roles)}"
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        password = f"pw-{role}"  # a server that asks for one gets it; none is secret here
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(password)
+            )
+        )
+        try:
+            yield make_conninfo(dsn, user=role, password=password)
+        finally:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_a_missing_privilege_names_the_object(grantless_dsn: str) -> None:
+    with connect(grantless_dsn) as conn:
+        with pytest.raises(PermissionDeniedError, match="customers") as caught:
+            CustomerRepository(conn).get(1)
+        assert isinstance(caught.value.__cause__, psycopg.errors.InsufficientPrivilege)
+        with pytest.raises(PermissionDeniedError, match="users"):
+            UserRepository(conn).create("Clerk Kent")
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_a_never_migrated_database_says_to_migrate(empty_dsn: str, call: str) -> None:
+    with connect(empty_dsn) as conn:
+        with pytest.raises(SchemaNotReadyError, match=r"is not migrated: run make migrate"):
+            CALLS[call](CustomerRepository(conn), 1)
+        with pytest.raises(SchemaNotReadyError, match=_dbname(empty_dsn)):
+            UserRepository(conn).get(1)
+
+
+def test_a_serialization_failure_says_to_retry(dsn: str) -> None:
+    with connect(dsn) as first, connect(dsn) as second:
+        ann = CustomerRepository(first).create(ANN)
+        first.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        CustomerRepository(first).get(ann.id)  # takes the snapshot
+        CustomerRepository(second).update(ann.id, {"notes": "theirs"})
+        with pytest.raises(TransactionConflictError, match="retry"):
+            CustomerRepository(first).update(ann.id, {"notes": "mine"})
+        first.execute("ROLLBACK")
+
+
+def test_a_transaction_that_failed_before_the_call_is_named(dsn: str) -> None:
+    with connect(dsn) as conn:
+        conn.execute("BEGIN")
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            conn.execute("SELECT 1 / 0")
+        with pytest.raises(DataAccessError, match="failed earlier"):
+            CustomerRepository(conn).get(1)
+
+
+def test_other_driver_errors_still_leave_as_data_access_errors(dsn: str) -> None:
+    with connect(dsn) as conn:
+        with pytest.raises(psycopg.errors.DivisionByZero) as caught:
+            conn.execute("SELECT 1 / 0")
+        error = translate(caught.value, conn)
+    assert type(error) is DataAccessError
+    assert "division by zero" in str(error)
+    assert translate(caught.value, None).args[0].startswith("the database:")
+
+
+# ---- a connection without autocommit: the caller commits -------------------
+
+
+def test_without_autocommit_calls_join_the_callers_transaction_and_never_commit(
+    dsn: str,
+) -> None:
+    with psycopg.connect(dsn) as conn:  # psycopg's default: not autocommit
+        repo = CustomerRepository(conn)
+        ann = repo.create(ANN)
+        assert repo.search("ann") == [ann]
+        conn.rollback()
+        assert repo.get(ann.id) is None
+        assert repo.list().total == 0
+
+        bo = repo.create({"name": "Bo", "phone": "555-999-0000"})
+        with pytest.raises(DuplicatePhoneError):
+            repo.create({"name": "Bo's twin", "phone": "(555) 999-0000"})
+        assert repo.get(bo.id) == bo  # the failure left the transaction usable
+        conn.commit()
+    with connect(dsn) as other:
+        assert [c.id for c in CustomerRepository(other).search("bo")] == [bo.id]
+
+
+def test_without_autocommit_a_caught_timeout_leaves_the_transaction_usable(
+    timeout_dsn: str,
+) -> None:
+    with psycopg.connect(timeout_dsn) as conn:
+        repo, users = CustomerRepository(conn), UserRepository(conn)
+        ann = repo.create(ANN)
+        conn.commit()
+        with pytest.raises(DuplicatePhoneError):  # the first call of a new transaction
+            repo.create({"name": "Ann's twin", "phone": "(555) 123-4567"})
+        clerk = users.create("Clerk Kent")
+        with psycopg.connect(timeout_dsn) as holder:
+            holder.execute("SELECT 1 FROM customers WHERE id = %s FOR UPDATE", [ann.id])
+            with pytest.raises(QueryTimeoutError):
+                repo.soft_delete(ann.id)
+            holder.rollback()
+        repo.update(ann.id, {"notes": "mine"})
+        conn.commit()
+    with connect(timeout_dsn) as other:
+        found = CustomerRepository(other).get(ann.id)
+        assert UserRepository(other).get(clerk.id) == clerk
+    assert found is not None
+    assert (found.notes, found.is_active) == ("mine", True)
+
+
+def test_a_search_changes_no_setting_of_the_callers_transaction(dsn: str) -> None:
+    with psycopg.connect(dsn) as conn:
+        CustomerRepository(conn).search("ann")
+        assert conn.execute("SHOW jit").fetchone() != ("off",) or _jit_off_by_default(conn)
+        assert conn.execute("SHOW plan_cache_mode").fetchone() == ("auto",)
+
+
+def _jit_off_by_default(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT boot_val FROM pg_settings WHERE name = 'jit'").fetchone()
+    return row == ("off",)
+
+
+# ---- bad arguments: ValidationError before any SQL --------------------------
+
+BIG = 2**63
+BAD_CALLS: dict[str, Callable[[CustomerRepository], object]] = {
+    "get('abc')": lambda r: r.get("abc"),  # type: ignore[arg-type]
+    "get('1')": lambda r: r.get("1"),  # type: ignore[arg-type]
+    "get(True)": lambda r: r.get(True),
+    "get(1.0)": lambda r: r.get(1.0),  # type: ignore[arg-type]
+    "get(None)": lambda r: r.get(None),  # type: ignore[arg-type]
+    "get(2**63)": lambda r: r.get(BIG),
+    "get(-2**63-1)": lambda r: r.get(-BIG - 1),
+    "get(include_inactive='yes')": lambda r: r.get(1, include_inactive="yes"),  # type: ignore[arg-type]
+    "get_by_phone(5551234567)": lambda r: r.get_by_phone(5551234567),  # type: ignore[arg-type]
+    "create(created_by_id=2**63)": lambda r: r.create(ANN, created_by_id=BIG),
+    "create(created_by_id='1')": lambda r: r.create(ANN, created_by_id="1"),  # type: ignore[arg-type]
+    "update('1')": lambda r: r.update("1", {"notes": "x"}),  # type: ignore[arg-type]
+    "update(2**63)": lambda r: r.update(BIG, {"notes": "x"}),
+    "soft_delete(True)": lambda r: r.soft_delete(True),
+    "soft_delete(2**63)": lambda r: r.soft_delete(BIG),
+    "restore('7')": lambda r: r.restore("7"),  # type: ignore[arg-type]
+    "restore(2**64)": lambda r: r.restore(2**64),
+    "search(offset=2**63)": lambda r: r.search("ann", offset=BIG),
+    "search(offset=-1)": lambda r: r.search("ann", offset=-1),
+    "search(limit='5')": lambda r: r.search("ann", limit="5"),  # type: ignore[arg-type]
+    "search(limit=101)": lambda r: r.search("ann", limit=101),
+    "search(include_inactive=1)": lambda r: r.search("ann", include_inactive=1),  # type: ignore[arg-type]
+    "list(page=2**62)": lambda r: r.list(page=2**62),
+    "list(page=0)": lambda r: r.list(page=0),
+    "list(page='2')": lambda r: r.list(page="2"),  # type: ignore[arg-type]
+    "list(per_page=1000)": lambda r: r.list(per_page=1000),
+    "list(include_inactive='no')": lambda r: r.list(include_inactive="no"),  # type: ignore[arg-type]
+}
+
+
+@pytest.mark.parametrize("call", BAD_CALLS)
+def test_bad_arguments_are_refused_before_any_sql(dsn: str, call: str) -> None:
+    conn = connect(dsn)
+    repo = CustomerRepository(conn)
+    conn.close()  # any SQL would now fail with DatabaseUnavailableError
+    with pytest.raises(ValidationError):
+        BAD_CALLS[call](repo)
+
+
+def test_a_bad_user_id_is_refused_before_any_sql(dsn: str) -> None:
+    conn = connect(dsn)
+    users = UserRepository(conn)
+    conn.close()
+    with pytest.raises(ValidationError, match="user_id"):
+        users.get("1")  # type: ignore[arg-type]
+
+
+def test_the_biggest_bigint_is_an_id_like_any_other(customers: CustomerRepository) -> None:
+    assert customers.get(BIG - 1) is None
+    assert customers.get(-BIG) is None
+    assert customers.list(page=BIG // 100 // 100).customers == []
