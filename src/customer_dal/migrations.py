@@ -13,6 +13,13 @@ This module closes the gaps yoyo leaves open for a deploy tool:
 * **Edited migrations are refused.** yoyo hashes a migration's id, not its
   text; we record a SHA-256 of both files when applying and refuse to go on
   when an applied file has changed.
+* **A database ahead of the checkout is refused.** A migration the database
+  records but this checkout has no file for (an older checkout against a newer
+  database) shows as ``unknown``, and migrate and rollback refuse to run: rolling
+  back under it would leave the newer migration recorded on a schema without it.
+* **Status only reads.** :func:`migration_status` runs plain SELECTs with no DDL
+  and no lock, so it answers on a hot standby, for a role that may only read the
+  bookkeeping, and while a migration run holds the lock.
 * **Bookkeeping stays out of the application's schema.** yoyo's tables and ours
   live in the ``customer_dal_migrations`` schema; migrations run with the
   connection's own search_path.
@@ -36,7 +43,7 @@ from yoyo.connections import parse_uri
 from yoyo.exceptions import BadMigration
 
 from .db import connect, describe, error_summary, resolve_dsn, yoyo_url
-from .errors import MigrationError, MigrationLockedError
+from .errors import MigrationError, MigrationLockedError, translate
 from .resources import migrations_directory
 
 __all__ = ["MigrationState", "migrate", "migration_status", "rollback"]
@@ -46,12 +53,15 @@ BOOKKEEPING_SCHEMA = "customer_dal_migrations"
 _ADVISORY_LOCK_KEY = 0x637573745F64616C  # "cust_dal"
 DEFAULT_LOCK_TIMEOUT = 60.0
 
-State = Literal["applied", "pending", "edited"]
+State = Literal["applied", "pending", "edited", "unknown"]
 
 
 @dataclass(frozen=True)
 class MigrationState:
-    """One migration file and where the database stands with it."""
+    """One migration and where the database stands with it.
+
+    ``unknown`` is a migration the database records but no file here describes.
+    """
 
     id: str
     state: State
@@ -67,12 +77,13 @@ def migrate(
 
     Re-running applies nothing and returns ``[]``. Each migration is applied in
     its own transaction: when one fails, the ones before it stay applied and it
-    leaves no trace. Raises :class:`MigrationError` when an applied migration's
-    file was edited, before applying anything.
+    leaves no trace. Raises :class:`MigrationError`, before applying anything,
+    when an applied migration's file was edited or the database records a
+    migration this checkout does not know.
     """
     migrations = _read(directory)
     with _locked_backend(dsn, lock_timeout) as backend:
-        _refuse_edited(backend, migrations)
+        _refuse_drift(migrations, _recorded(backend.connection))
         pending = backend.to_apply(migrations)
         for migration in pending:
             _run(backend, migration, "apply")
@@ -90,13 +101,13 @@ def rollback(
 
     Migrations that depend on a rolled-back one come first in yoyo's reversed
     dependency order, so they are always included. With nothing applied this
-    returns ``[]``.
+    returns ``[]``. Refuses, as :func:`migrate` does, an edited or unknown migration.
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, not {steps}")
     migrations = _read(directory)
     with _locked_backend(dsn, lock_timeout) as backend:
-        _refuse_edited(backend, migrations)
+        _refuse_drift(migrations, _recorded(backend.connection))
         newest_first = list(backend.to_rollback(migrations))[:steps]
         for migration in newest_first:
             _run(backend, migration, "rollback")
@@ -104,24 +115,19 @@ def rollback(
 
 
 def migration_status(
-    dsn: str | None = None,
-    *,
-    directory: Path | None = None,
-    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    dsn: str | None = None, *, directory: Path | None = None
 ) -> list[MigrationState]:
-    """Every migration file, oldest first, as applied, pending or edited since applied."""
+    """Every migration file, oldest first, as applied, pending or edited since applied;
+    then each migration the database records that no file here describes, as unknown.
+
+    Read-only: plain SELECTs on one connection, no DDL and no lock (see the module
+    docstring). While a migration run is under way it shows what that run has
+    committed so far. A never-migrated database has every migration pending.
+    """
     migrations = _read(directory)
-    with _locked_backend(dsn, lock_timeout) as backend:
-        applied = set(backend.get_applied_migration_hashes())
-        recorded = _recorded_checksums(backend)
-        states: list[MigrationState] = []
-        for migration in migrations:
-            state: State = "pending"
-            if migration.hash in applied:
-                edited = recorded.get(migration.id) != _checksum(migration)
-                state = "edited" if edited else "applied"
-            states.append(MigrationState(migration.id, state))
-        return states
+    with connect(dsn) as connection:
+        recorded = _recorded(connection)
+    return _states(migrations, recorded)
 
 
 def _read(directory: Path | None) -> Any:
@@ -220,18 +226,60 @@ def _acquire_lock(connection: psycopg.Connection[Any], dsn: str, timeout: float)
     connection.execute("RESET lock_timeout")
 
 
-def _recorded_checksums(backend: _Backend) -> dict[str, str]:
-    rows = backend.connection.execute(
-        "SELECT migration_id, sha256 FROM migration_checksum"
-    ).fetchall()
+# yoyo's applied-migrations table (its internal schema v2) with our checksums.
+# A LEFT JOIN: an applied migration without a checksum row shows as edited,
+# which is the safe reading of bookkeeping we did not write.
+_RECORDED_SQL = f"""
+    SELECT m.migration_id, c.sha256
+    FROM {BOOKKEEPING_SCHEMA}._yoyo_migration AS m
+    LEFT JOIN {BOOKKEEPING_SCHEMA}.migration_checksum AS c USING (migration_id)
+    ORDER BY m.applied_at_utc, m.migration_id
+"""  # noqa: S608 - the schema is a constant of ours, not input
+
+
+def _recorded(connection: psycopg.Connection[Any]) -> dict[str, str | None]:
+    """The migrations the database records as applied, oldest first, with their checksums.
+
+    Plain SELECTs, so this works on a hot standby and with SELECT privilege alone.
+    A database that was never migrated has no bookkeeping tables: nothing recorded.
+    """
+    try:
+        [(migrated,)] = connection.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", [f"{BOOKKEEPING_SCHEMA}._yoyo_migration"]
+        ).fetchall()
+        rows = connection.execute(_RECORDED_SQL).fetchall() if migrated else []
+    except psycopg.Error as exc:  # a role without USAGE on the schema, say
+        raise translate(exc, connection) from exc
     return dict(rows)
 
 
-def _refuse_edited(backend: _Backend, migrations: Any) -> None:
-    recorded = _recorded_checksums(backend)
-    applied = set(backend.get_applied_migration_hashes())
+def _state(migration: Any, recorded: dict[str, str | None]) -> State:
+    if migration.id not in recorded:
+        return "pending"
+    return "applied" if recorded[migration.id] == _checksum(migration) else "edited"
+
+
+def _unknown(migrations: Any, recorded: dict[str, str | None]) -> list[str]:
+    """Recorded migrations that no file here describes: the database is ahead of us."""
+    known = {migration.id for migration in migrations}
+    return [migration_id for migration_id in recorded if migration_id not in known]
+
+
+def _states(migrations: Any, recorded: dict[str, str | None]) -> list[MigrationState]:
+    files = [MigrationState(m.id, _state(m, recorded)) for m in migrations]
+    return files + [MigrationState(i, "unknown") for i in _unknown(migrations, recorded)]
+
+
+def _refuse_drift(migrations: Any, recorded: dict[str, str | None]) -> None:
+    """Refuse to change a database whose history this checkout does not match."""
+    unknown = _unknown(migrations, recorded)
+    if unknown:
+        raise MigrationError(
+            "the database has migrations this checkout does not know: "
+            f"{', '.join(unknown)}; update the checkout"
+        )
     for migration in migrations:
-        if migration.hash in applied and recorded.get(migration.id) != _checksum(migration):
+        if _state(migration, recorded) == "edited":
             raise MigrationError(
                 f"{Path(migration.path).name} was edited after it was applied; "
                 "restore it and add a new migration instead"

@@ -1,0 +1,262 @@
+"""Migration status tells the truth and only reads: on a hot standby, as a role
+that may only read the bookkeeping, on a never-migrated database, while a run
+holds the lock, and against a database ahead of the checkout."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from customer_dal import (
+    MigrationError,
+    MigrationState,
+    cli,
+    migrate,
+    migration_status,
+    rollback,
+)
+from customer_dal.db import with_database
+from customer_dal.errors import PermissionDeniedError
+from customer_dal.migrations import _ADVISORY_LOCK_KEY, BOOKKEEPING_SCHEMA
+from customer_dal.resources import migrations_directory
+
+from .catalog import catalog_snapshot
+from .servers import ReplicaPair, replica_pair  # noqa: F401 - the fixture
+
+APPLIED = [MigrationState("0001_users", "applied"), MigrationState("0002_customers", "applied")]
+PENDING = [MigrationState("0001_users", "pending"), MigrationState("0002_customers", "pending")]
+UNKNOWN = "the database has migrations this checkout does not know: 0003_x; update the checkout"
+
+_names = itertools.count()
+
+
+def _status_cli(capsys: pytest.CaptureFixture[str], dsn: str) -> tuple[int, str, str]:
+    """``make status`` against ``dsn``: exit code, stdout, stderr."""
+    code = cli.main(["--dsn", dsn, "status"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one(dsn: str, query: str) -> Any:
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        [(value,)] = connection.execute(query).fetchall()
+    return value
+
+
+def _bookkeeping(dsn: str) -> list[tuple[Any, ...]]:
+    """Every bookkeeping row, to prove that a refused run wrote nothing."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        return [
+            *connection.execute(
+                f"SELECT migration_id, applied_at_utc FROM {BOOKKEEPING_SCHEMA}._yoyo_migration"
+                " ORDER BY 1"
+            ),
+            *connection.execute(
+                f"SELECT migration_id, sha256 FROM {BOOKKEEPING_SCHEMA}.migration_checksum"
+                " ORDER BY 1"
+            ),
+            *connection.execute(f"SELECT count(*) FROM {BOOKKEEPING_SCHEMA}._yoyo_log"),
+        ]
+
+
+def _schema_exists(dsn: str) -> bool:
+    return bool(
+        _one(dsn, f"SELECT count(*) FROM pg_namespace WHERE nspname = '{BOOKKEEPING_SCHEMA}'")
+    )
+
+
+# --- a hot standby ---------------------------------------------------------------
+
+
+@pytest.fixture
+def replica_db(replica_pair: ReplicaPair) -> Iterator[tuple[str, str]]:  # noqa: F811
+    """A new database on the primary: its DSN there and on the standby."""
+    name = f"cdal_status_{os.getpid()}_{next(_names)}"
+    with psycopg.connect(replica_pair.primary_dsn, autocommit=True) as primary:
+        primary.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    replica_pair.wait_for_replay()
+    yield (
+        with_database(replica_pair.primary_dsn, name),
+        with_database(replica_pair.replica_dsn, name),
+    )
+    with psycopg.connect(replica_pair.primary_dsn, autocommit=True) as primary:
+        primary.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_status_works_on_a_streaming_replica(
+    replica_pair: ReplicaPair,  # noqa: F811
+    replica_db: tuple[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    primary, replica = replica_db
+    assert _one(replica, "SELECT pg_is_in_recovery()") is True
+    assert migration_status(replica) == PENDING
+
+    migrate(primary)
+    replica_pair.wait_for_replay()
+
+    assert migration_status(replica) == APPLIED
+    assert _status_cli(capsys, replica) == (0, "applied  0001_users\napplied  0002_customers\n", "")
+
+
+def test_status_on_a_replica_sees_an_unknown_migration(
+    replica_pair: ReplicaPair,  # noqa: F811
+    replica_db: tuple[str, str],
+    own_migrations: Path,
+) -> None:
+    primary, replica = replica_db
+    migrate(primary, directory=own_migrations)
+    replica_pair.wait_for_replay()
+    assert migration_status(replica) == [*APPLIED, MigrationState("0003_x", "unknown")]
+
+
+# --- a role that may only read ---------------------------------------------------
+
+
+def _make_role(dsn: str, *, can_read_bookkeeping: bool) -> Iterator[str]:
+    """A LOGIN role with a password (for servers that ask), and no privilege beyond
+    reading the bookkeeping when asked; yield a DSN that connects as it."""
+    role = f"cdal_reader_{os.getpid()}_{next(_names)}"
+    password = secrets.token_hex(16)
+    ident = sql.Identifier(role)
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(ident, sql.Literal(password))
+        )
+        if can_read_bookkeeping:
+            schema = sql.Identifier(BOOKKEEPING_SCHEMA)
+            admin.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, ident))
+            admin.execute(
+                sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(schema, ident)
+            )
+    try:
+        yield make_conninfo(dsn, user=role, password=password)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP OWNED BY {}").format(ident))
+            admin.execute(sql.SQL("DROP ROLE {}").format(ident))
+
+
+@pytest.fixture
+def reader_dsn(dsn: str) -> Iterator[str]:
+    """The migrated database, as a role with USAGE and SELECT on the bookkeeping only."""
+    yield from _make_role(dsn, can_read_bookkeeping=True)
+
+
+@pytest.fixture
+def outsider_dsn(dsn: str) -> Iterator[str]:
+    """The migrated database, as a role that may not even read the bookkeeping."""
+    yield from _make_role(dsn, can_read_bookkeeping=False)
+
+
+def test_status_works_for_a_role_that_can_only_read(
+    dsn: str, reader_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _bookkeeping(dsn)
+    privileges = (
+        "SELECT has_database_privilege(current_database(), 'CREATE'),"
+        f" has_schema_privilege('{BOOKKEEPING_SCHEMA}', 'CREATE'),"
+        f" has_table_privilege('{BOOKKEEPING_SCHEMA}._yoyo_migration', 'INSERT')"
+    )
+    with psycopg.connect(reader_dsn) as reader:
+        assert reader.execute(privileges).fetchall() == [(False, False, False)]
+
+    assert migration_status(reader_dsn) == APPLIED
+    assert _status_cli(capsys, reader_dsn)[:2] == (
+        0,
+        "applied  0001_users\napplied  0002_customers\n",
+    )
+    assert _bookkeeping(dsn) == before
+
+
+def test_a_role_that_cannot_read_the_bookkeeping_gets_one_clear_error(
+    outsider_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(
+        PermissionDeniedError, match=f"permission denied for schema {BOOKKEEPING_SCHEMA}"
+    ):
+        migration_status(outsider_dsn)
+    code, out, err = _status_cli(capsys, outsider_dsn)
+    assert (code, out) == (1, "")
+    assert err.startswith("customer-dal: error: ")
+    assert err.count("\n") == 1
+
+
+# --- a never-migrated database, and a run in progress ----------------------------
+
+
+def test_status_of_a_never_migrated_database_creates_nothing(
+    empty_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = catalog_snapshot(empty_dsn)
+    assert migration_status(empty_dsn) == PENDING
+    assert _status_cli(capsys, empty_dsn) == (
+        1,
+        "pending  0001_users\npending  0002_customers\n",
+        "",
+    )
+    assert not _schema_exists(empty_dsn)
+    assert catalog_snapshot(empty_dsn) == before
+
+
+def test_status_answers_at_once_while_a_run_holds_the_lock(dsn: str) -> None:
+    answers: list[list[MigrationState]] = []
+    with psycopg.connect(dsn, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", [_ADVISORY_LOCK_KEY])
+        # A thread, so a status that waited for the lock fails this test in
+        # seconds instead of hanging it for the lock timeout.
+        asker = threading.Thread(target=lambda: answers.append(migration_status(dsn)))
+        asker.start()
+        asker.join(timeout=5)
+        assert answers == [APPLIED], "status waited for the migration lock"
+    asker.join()
+
+
+# --- a database ahead of the checkout --------------------------------------------
+
+
+@pytest.fixture
+def own_migrations(tmp_path: Path) -> Path:
+    """The shipped migrations plus 0003_x: what a newer checkout would have."""
+    directory = tmp_path / "migrations"
+    shutil.copytree(migrations_directory(), directory)
+    (directory / "0003_x.sql").write_text("-- depends: 0002_customers\nCREATE TABLE x (id int);\n")
+    (directory / "0003_x.rollback.sql").write_text("DROP TABLE x;\n")
+    return directory
+
+
+def test_a_migration_the_checkout_does_not_know_is_unknown_and_blocks_changes(
+    empty_dsn: str, own_migrations: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    migrate(empty_dsn, directory=own_migrations)  # a newer checkout migrated the database
+    schema, bookkeeping = catalog_snapshot(empty_dsn), _bookkeeping(empty_dsn)
+
+    assert migration_status(empty_dsn) == [*APPLIED, MigrationState("0003_x", "unknown")]
+    assert _status_cli(capsys, empty_dsn) == (
+        1,
+        "applied  0001_users\napplied  0002_customers\nunknown  0003_x\n",
+        "",
+    )
+    with pytest.raises(MigrationError, match=f"^{UNKNOWN}$"):
+        migrate(empty_dsn)
+    with pytest.raises(MigrationError, match=f"^{UNKNOWN}$"):
+        rollback(empty_dsn)
+    assert cli.main(["--dsn", empty_dsn, "rollback"]) == 1
+    assert capsys.readouterr() == ("", f"customer-dal: error: {UNKNOWN}\n")
+
+    assert catalog_snapshot(empty_dsn) == schema
+    assert _bookkeeping(empty_dsn) == bookkeeping
+    # The newer checkout still can roll it back.
+    assert rollback(empty_dsn, directory=own_migrations) == ["0003_x"]
+    assert migration_status(empty_dsn) == APPLIED
