@@ -3,6 +3,7 @@ failure modes a deploy must survive."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -159,6 +160,70 @@ def test_an_edited_rollback_file_is_refused_too(empty_dsn: str, own_migrations: 
     (own_migrations / "0002_customers.rollback.sql").write_text("DROP TABLE customers;\n")
     with pytest.raises(MigrationError, match=r"0002_customers\.sql was edited"):
         rollback(empty_dsn, directory=own_migrations)
+
+
+def _with_line_endings(directory: Path, ending: bytes) -> None:
+    """Rewrite every file of ``directory`` with ``ending``, as git's autocrlf would."""
+    for path in directory.glob("*.sql"):
+        path.write_bytes(path.read_bytes().replace(b"\n", ending))
+
+
+def _recorded_checksums(dsn: str) -> dict[str, str]:
+    with psycopg.connect(dsn) as connection:
+        rows = connection.execute(
+            f"SELECT migration_id, sha256 FROM {BOOKKEEPING_SCHEMA}.migration_checksum"
+        ).fetchall()
+    return dict(rows)
+
+
+@pytest.mark.parametrize("ending", [b"\r\n", b"\r"], ids=["crlf", "cr"])
+def test_other_line_endings_are_not_an_edit(
+    empty_dsn: str, own_migrations: Path, ending: bytes
+) -> None:
+    migrate(empty_dsn, directory=own_migrations)
+    recorded = _recorded_checksums(empty_dsn)
+    _with_line_endings(own_migrations, ending)
+
+    assert migration_status(empty_dsn, directory=own_migrations) == [
+        MigrationState("0001_users", "applied"),
+        MigrationState("0002_customers", "applied"),
+    ]
+    assert migrate(empty_dsn, directory=own_migrations) == []
+    assert rollback(empty_dsn, directory=own_migrations) == ["0002_customers"]
+    assert migrate(empty_dsn, directory=own_migrations) == ["0002_customers"]
+    # What is recorded does not depend on the checkout's line endings.
+    assert _recorded_checksums(empty_dsn) == recorded
+
+    edited = own_migrations / "0001_users.sql"
+    edited.write_bytes(edited.read_bytes() + b"-- a real edit" + ending)
+    assert migration_status(empty_dsn, directory=own_migrations)[0] == MigrationState(
+        "0001_users", "edited"
+    )
+
+
+def test_a_checksum_of_the_raw_bytes_from_an_older_version_is_accepted(
+    empty_dsn: str, own_migrations: Path
+) -> None:
+    """Earlier versions recorded a SHA-256 of the raw bytes: of a CRLF checkout, say."""
+    _with_line_endings(own_migrations, b"\r\n")
+    migrate(empty_dsn, directory=own_migrations)
+    with psycopg.connect(empty_dsn, autocommit=True) as connection:
+        for migration_id in ALL:
+            up = own_migrations / f"{migration_id}.sql"
+            down = own_migrations / f"{migration_id}.rollback.sql"
+            raw = hashlib.sha256(up.read_bytes() + b"\0" + down.read_bytes()).hexdigest()
+            connection.execute(
+                f"UPDATE {BOOKKEEPING_SCHEMA}.migration_checksum SET sha256 = %s"
+                " WHERE migration_id = %s",
+                [raw, migration_id],
+            )
+
+    for checkout in (own_migrations, migrations_directory()):  # CRLF, and LF
+        assert [state.state for state in migration_status(empty_dsn, directory=checkout)] == [
+            "applied",
+            "applied",
+        ]
+    assert rollback(empty_dsn) == ["0002_customers"]
 
 
 def test_a_migration_without_rollback_file_is_refused(empty_dsn: str, own_migrations: Path) -> None:

@@ -12,7 +12,8 @@ This module closes the gaps yoyo leaves open for a deploy tool:
   advisory lock, not by yoyo's lock-table row that a crashed run leaves behind.
 * **Edited migrations are refused.** yoyo hashes a migration's id, not its
   text; we record a SHA-256 of both files when applying and refuse to go on
-  when an applied file has changed.
+  when an applied file has changed. Line endings do not count: a checkout
+  with CRLF endings (git's autocrlf) is the same text, not an edit.
 * **A database ahead of the checkout is refused.** A migration the database
   records but this checkout has no file for (an older checkout against a newer
   database) shows as ``unknown``, and migrate and rollback refuse to run: rolling
@@ -162,12 +163,36 @@ def _rollback_path(path: Path) -> Path:
 
 
 def _checksum(migration: Any) -> str:
-    """SHA-256 of the migration and its rollback, so editing either is caught."""
+    """What we record: a SHA-256 of the migration and its rollback (an edit to either
+    is caught) with line endings normalised to LF (a CRLF checkout is the same text)."""
+    up, down = _texts(migration)
+    return _sha256(_lf(up), _lf(down))
+
+
+def _accepted_checksums(migration: Any) -> set[str]:
+    """Every recorded checksum that means "these files, as applied".
+
+    Ours (:func:`_checksum`), and what earlier versions recorded, a SHA-256 of
+    the raw bytes: of this checkout, or of a CRLF checkout of the same text (a
+    database migrated from Windows, checked from Linux).
+    """
+    up, down = _texts(migration)
+    lf_up, lf_down = _lf(up), _lf(down)
+    crlf = lf_up.replace(b"\n", b"\r\n"), lf_down.replace(b"\n", b"\r\n")
+    return {_sha256(lf_up, lf_down), _sha256(up, down), _sha256(*crlf)}
+
+
+def _texts(migration: Any) -> tuple[bytes, bytes]:
     path = Path(migration.path)
-    digest = hashlib.sha256(path.read_bytes())
-    digest.update(b"\0")
-    digest.update(_rollback_path(path).read_bytes())
-    return digest.hexdigest()
+    return path.read_bytes(), _rollback_path(path).read_bytes()
+
+
+def _lf(text: bytes) -> bytes:
+    return text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def _sha256(up: bytes, down: bytes) -> str:
+    return hashlib.sha256(up + b"\0" + down).hexdigest()
 
 
 class _Backend(PostgresqlPsycopgBackend):  # type: ignore[misc]
@@ -256,7 +281,7 @@ def _recorded(connection: psycopg.Connection[Any]) -> dict[str, str | None]:
 def _state(migration: Any, recorded: dict[str, str | None]) -> State:
     if migration.id not in recorded:
         return "pending"
-    return "applied" if recorded[migration.id] == _checksum(migration) else "edited"
+    return "applied" if recorded[migration.id] in _accepted_checksums(migration) else "edited"
 
 
 def _unknown(migrations: Any, recorded: dict[str, str | None]) -> list[str]:
