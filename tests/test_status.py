@@ -41,11 +41,13 @@ UNKNOWN = "the database has migrations this checkout does not know: 0003_x; upda
 _names = itertools.count()
 
 
-def _status_cli(capsys: pytest.CaptureFixture[str], dsn: str) -> tuple[int, str, str]:
-    """``make status`` against ``dsn``: exit code, stdout, stderr."""
-    code = cli.main(["--dsn", dsn, "status"])
+def _cli(capsys: pytest.CaptureFixture[str], dsn: str, command: str) -> tuple[int, str, list[str]]:
+    """``customer-dal --dsn DSN COMMAND``: exit code, stdout and the error lines of stderr
+    (which may say more, such as which database the command talks to)."""
+    code = cli.main(["--dsn", dsn, command])
     out, err = capsys.readouterr()
-    return code, out, err
+    assert "Traceback" not in err
+    return code, out, [line for line in err.splitlines() if line.startswith("customer-dal: error")]
 
 
 def _one(dsn: str, query: str) -> Any:
@@ -107,7 +109,11 @@ def test_status_works_on_a_streaming_replica(
     replica_pair.wait_for_replay()
 
     assert migration_status(replica) == APPLIED
-    assert _status_cli(capsys, replica) == (0, "applied  0001_users\napplied  0002_customers\n", "")
+    assert _cli(capsys, replica, "status") == (
+        0,
+        "applied  0001_users\napplied  0002_customers\n",
+        [],
+    )
 
 
 def test_status_on_a_replica_sees_an_unknown_migration(
@@ -173,9 +179,10 @@ def test_status_works_for_a_role_that_can_only_read(
         assert reader.execute(privileges).fetchall() == [(False, False, False)]
 
     assert migration_status(reader_dsn) == APPLIED
-    assert _status_cli(capsys, reader_dsn)[:2] == (
+    assert _cli(capsys, reader_dsn, "status") == (
         0,
         "applied  0001_users\napplied  0002_customers\n",
+        [],
     )
     assert _bookkeeping(dsn) == before
 
@@ -187,10 +194,9 @@ def test_a_role_that_cannot_read_the_bookkeeping_gets_one_clear_error(
         PermissionDeniedError, match=f"permission denied for schema {BOOKKEEPING_SCHEMA}"
     ):
         migration_status(outsider_dsn)
-    code, out, err = _status_cli(capsys, outsider_dsn)
-    assert (code, out) == (1, "")
-    assert err.startswith("customer-dal: error: ")
-    assert err.count("\n") == 1
+    code, out, errors = _cli(capsys, outsider_dsn, "status")
+    assert (code, out, len(errors)) == (1, "", 1)
+    assert "permission denied" in errors[0]
 
 
 # --- a never-migrated database, and a run in progress ----------------------------
@@ -201,10 +207,10 @@ def test_status_of_a_never_migrated_database_creates_nothing(
 ) -> None:
     before = catalog_snapshot(empty_dsn)
     assert migration_status(empty_dsn) == PENDING
-    assert _status_cli(capsys, empty_dsn) == (
+    assert _cli(capsys, empty_dsn, "status") == (
         1,
         "pending  0001_users\npending  0002_customers\n",
-        "",
+        [],
     )
     assert not _schema_exists(empty_dsn)
     assert catalog_snapshot(empty_dsn) == before
@@ -243,17 +249,17 @@ def test_a_migration_the_checkout_does_not_know_is_unknown_and_blocks_changes(
     schema, bookkeeping = catalog_snapshot(empty_dsn), _bookkeeping(empty_dsn)
 
     assert migration_status(empty_dsn) == [*APPLIED, MigrationState("0003_x", "unknown")]
-    assert _status_cli(capsys, empty_dsn) == (
+    assert _cli(capsys, empty_dsn, "status") == (
         1,
         "applied  0001_users\napplied  0002_customers\nunknown  0003_x\n",
-        "",
+        [],
     )
     with pytest.raises(MigrationError, match=f"^{UNKNOWN}$"):
         migrate(empty_dsn)
     with pytest.raises(MigrationError, match=f"^{UNKNOWN}$"):
         rollback(empty_dsn)
-    assert cli.main(["--dsn", empty_dsn, "rollback"]) == 1
-    assert capsys.readouterr() == ("", f"customer-dal: error: {UNKNOWN}\n")
+    for command in ("migrate", "rollback"):
+        assert _cli(capsys, empty_dsn, command) == (1, "", [f"customer-dal: error: {UNKNOWN}"])
 
     assert catalog_snapshot(empty_dsn) == schema
     assert _bookkeeping(empty_dsn) == bookkeeping
