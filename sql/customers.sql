@@ -70,6 +70,13 @@ WHERE is_active
   AND phone_digits = %(digits)s;
 
 
+-- name: version_of
+-- A customer's version (updated_at), to tell a stale write from a missing customer.
+SELECT updated_at
+FROM customers
+WHERE id = %(id)s;
+
+
 -- name: phone_of
 -- A customer's primary phone as typed (to name it in DuplicatePhoneError).
 SELECT phone
@@ -199,7 +206,8 @@ WHERE is_active OR %(include_inactive)s;
 
 
 -- name: update
--- Change the fields whose set_<field> flag is true, on an active customer.
+-- Change the fields whose set_<field> flag is true, on an active customer
+-- whose updated_at is %(expected_updated_at)s (when given: optimistic concurrency).
 -- One fixed statement for any subset of fields: no SQL is assembled at run time.
 WITH updated AS (
     UPDATE customers
@@ -211,6 +219,8 @@ WITH updated AS (
         address         = CASE WHEN %(set_address)s THEN %(address)s ELSE address END,
         notes           = CASE WHEN %(set_notes)s THEN %(notes)s ELSE notes END
     WHERE id = %(id)s AND is_active
+      AND (%(expected_updated_at)s::timestamptz IS NULL
+           OR updated_at = %(expected_updated_at)s::timestamptz)
     RETURNING *
 )
 SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
@@ -224,6 +234,8 @@ LEFT JOIN users AS u ON u.id = c.created_by_id;
 UPDATE customers
 SET is_active = false
 WHERE id = %(id)s AND is_active
+  AND (%(expected_updated_at)s::timestamptz IS NULL
+       OR updated_at = %(expected_updated_at)s::timestamptz)
 RETURNING id;
 
 
@@ -233,6 +245,8 @@ WITH restored AS (
     UPDATE customers
     SET is_active = true
     WHERE id = %(id)s AND NOT is_active
+      AND (%(expected_updated_at)s::timestamptz IS NULL
+           OR updated_at = %(expected_updated_at)s::timestamptz)
     RETURNING *
 )
 SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,

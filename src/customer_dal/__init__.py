@@ -26,6 +26,7 @@ from .errors import (
     QueryTimeoutError,
     ReadOnlyDatabaseError,
     SchemaNotReadyError,
+    StaleUpdateError,
     TransactionConflictError,
     UnknownUserError,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "QueryTimeoutError",
     "ReadOnlyDatabaseError",
     "SchemaNotReadyError",
+    "StaleUpdateError",
     "TransactionConflictError",
     "UnknownUserError",
     "User",

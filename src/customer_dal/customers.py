@@ -5,13 +5,19 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NoReturn
+from datetime import datetime
+from typing import Any, NoReturn, TypeVar
 
 import psycopg
 from psycopg.rows import class_row
 
 from .calls import run_call
-from .errors import ConstraintViolationError, DuplicatePhoneError, UnknownUserError
+from .errors import (
+    ConstraintViolationError,
+    DuplicatePhoneError,
+    StaleUpdateError,
+    UnknownUserError,
+)
 from .models import (
     MIN_PHONE_DIGITS,
     Customer,
@@ -25,6 +31,8 @@ from .models import phone_digits as digits_of
 from .queries import load_queries
 
 __all__ = ["CustomerRepository"]
+
+T = TypeVar("T")
 
 # A query that looks like a phone number: digits and the usual separators only.
 _PHONE_LIKE = re.compile(r"^[0-9 +\-().]+$")
@@ -231,43 +239,79 @@ class CustomerRepository:
 
         return run_call(self._conn, page_and_total, statements=2)
 
-    def update(self, customer_id: int, data: CustomerUpdate | Mapping[str, Any]) -> Customer | None:
+    def update(
+        self,
+        customer_id: int,
+        data: CustomerUpdate | Mapping[str, Any],
+        *,
+        expected_updated_at: datetime | None = None,
+    ) -> Customer | None:
         """Change the given fields of an active customer; ``None`` if there is none.
 
         Only the fields that were set are written; an explicit ``None`` clears a
         nullable field. Changing the phone to one an active customer holds
         raises :class:`DuplicatePhoneError`.
+
+        With ``expected_updated_at`` (the ``updated_at`` you read), the change is
+        made only if nobody changed the customer since: otherwise
+        :class:`StaleUpdateError` and nothing is written. Without it, the last
+        writer wins.
         """
-        check_arguments(customer_id=customer_id)
+        check_arguments(customer_id=customer_id, expected_updated_at=expected_updated_at)
         changes = CustomerUpdate.model_validate(data)
         given = changes.model_fields_set
-        params: dict[str, Any] = {"id": customer_id, **changes.__dict__}
+        params: dict[str, Any] = {
+            "id": customer_id,
+            "expected_updated_at": expected_updated_at,
+            **changes.__dict__,
+        }
         params.update({flag: field in given for field, flag in _SET_FLAGS})
         try:
-            return self._write_customer("update", params)
+            return self._write_versioned("update", params, self._fetch_customer)
         except ConstraintViolationError as exc:
             self._raise_specific(exc, phone=changes.phone or "")
 
-    def soft_delete(self, customer_id: int) -> bool:
-        """Mark an active customer inactive; ``False`` if there is no such active customer."""
-        check_arguments(customer_id=customer_id)
-        deleted = run_call(
-            self._conn, lambda: self._fetch_value("soft_delete", {"id": customer_id}), writes=True
-        )
-        return deleted is not None
+    def soft_delete(self, customer_id: int, *, expected_updated_at: datetime | None = None) -> bool:
+        """Mark an active customer inactive; ``False`` if there is no such active customer.
 
-    def restore(self, customer_id: int) -> Customer | None:
+        ``expected_updated_at`` works as in :meth:`update`.
+        """
+        check_arguments(customer_id=customer_id, expected_updated_at=expected_updated_at)
+        params = {"id": customer_id, "expected_updated_at": expected_updated_at}
+        return self._write_versioned("soft_delete", params, self._fetch_value) is not None
+
+    def restore(
+        self, customer_id: int, *, expected_updated_at: datetime | None = None
+    ) -> Customer | None:
         """Re-activate a soft-deleted customer; ``None`` if there is no such inactive customer.
 
         Raises :class:`DuplicatePhoneError` when another active customer has
-        taken the number meanwhile.
+        taken the number meanwhile. ``expected_updated_at`` works as in :meth:`update`.
         """
-        check_arguments(customer_id=customer_id)
+        check_arguments(customer_id=customer_id, expected_updated_at=expected_updated_at)
+        params = {"id": customer_id, "expected_updated_at": expected_updated_at}
         try:
-            return self._write_customer("restore", {"id": customer_id})
+            return self._write_versioned("restore", params, self._fetch_customer)
         except ConstraintViolationError as exc:
             phone = self._read_value("phone_of", {"id": customer_id})
             self._raise_specific(exc, phone=phone)
+
+    def _write_versioned(
+        self, name: str, params: Mapping[str, Any], fetch: Callable[[str, Mapping[str, Any]], T]
+    ) -> T:
+        """Run a write that matches only the expected version; say why when it matched nothing."""
+        expected = params["expected_updated_at"]
+
+        def write() -> T:
+            written = fetch(name, params)
+            if written is None and expected is not None:
+                current = self._fetch_value("version_of", params)
+                if current is not None and current != expected:
+                    raise StaleUpdateError(params["id"], current)
+            return written
+
+        # Two statements when the write misses: they share a snapshot of the row.
+        return run_call(self._conn, write, writes=True, statements=1 if expected is None else 2)
 
     def count_active(self) -> int:
         """How many customers are active."""

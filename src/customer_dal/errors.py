@@ -10,6 +10,7 @@ server speaking another language maps the same way.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -27,6 +28,7 @@ __all__ = [
     "QueryTimeoutError",
     "ReadOnlyDatabaseError",
     "SchemaNotReadyError",
+    "StaleUpdateError",
     "TransactionConflictError",
     "UnknownUserError",
     "translate",
@@ -73,6 +75,23 @@ class SchemaNotReadyError(DataAccessError):
 
 class TransactionConflictError(DataAccessError):
     """A serialization failure or deadlock: the transaction was rolled back; retry it whole."""
+
+
+class StaleUpdateError(DataAccessError):
+    """The customer changed since it was read (``expected_updated_at``); nothing was written.
+
+    Read it again (``current_updated_at`` is its version now), reapply the
+    change and retry.
+    """
+
+    def __init__(self, customer_id: int, current_updated_at: datetime) -> None:
+        self.customer_id = customer_id
+        self.current_updated_at = current_updated_at
+        super().__init__(
+            f"customer {customer_id} was changed by someone else since it was read "
+            f"(now at version {current_updated_at.isoformat()}); nothing was written: "
+            "read it again and retry"
+        )
 
 
 class MigrationError(DataAccessError):
@@ -264,6 +283,7 @@ for _cls in (
     QueryTimeoutError,
     ReadOnlyDatabaseError,
     SchemaNotReadyError,
+    StaleUpdateError,
     TransactionConflictError,
     UnknownUserError,
 ):

@@ -17,10 +17,12 @@ from typing import Annotated, Any
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StrictBool,
     StrictStr,
     TypeAdapter,
@@ -230,6 +232,9 @@ class _Arguments(TypedDict, total=False):
     # The page's offset, (page - 1) * per_page, must fit in a bigint too.
     page: Annotated[int, Field(strict=True, ge=1, le=BIGINT_MAX // MAX_PER_PAGE)]
     per_page: Annotated[int, Field(strict=True, ge=1, le=MAX_PER_PAGE)]
+    # A version stamp read from Customer.updated_at: with its time zone, as the
+    # database gave it (a naive one would be read in the session's time zone).
+    expected_updated_at: Annotated[AwareDatetime, Strict()] | None
 
 
 _ARGUMENTS = TypeAdapter(_Arguments)
