@@ -21,13 +21,14 @@ from psycopg.conninfo import make_conninfo
 from customer_dal import (
     MigrationError,
     MigrationState,
+    PermissionDeniedError,
+    ReadOnlyDatabaseError,
     cli,
     migrate,
     migration_status,
     rollback,
 )
 from customer_dal.db import with_database
-from customer_dal.errors import PermissionDeniedError
 from customer_dal.migrations import _ADVISORY_LOCK_KEY, BOOKKEEPING_SCHEMA
 from customer_dal.resources import migrations_directory
 
@@ -127,6 +128,20 @@ def test_status_on_a_replica_sees_an_unknown_migration(
     assert migration_status(replica) == [*APPLIED, MigrationState("0003_x", "unknown")]
 
 
+def test_migrate_and_rollback_on_a_replica_say_it_is_read_only(
+    replica_pair: ReplicaPair,  # noqa: F811
+    replica_db: tuple[str, str],
+) -> None:
+    primary, replica = replica_db
+    migrate(primary)
+    replica_pair.wait_for_replay()
+    with pytest.raises(ReadOnlyDatabaseError, match="send writes to the primary"):
+        migrate(replica)
+    with pytest.raises(ReadOnlyDatabaseError):
+        rollback(replica)
+    assert migration_status(replica) == APPLIED
+
+
 # --- a role that may only read ---------------------------------------------------
 
 
@@ -185,6 +200,11 @@ def test_status_works_for_a_role_that_can_only_read(
         [],
     )
     assert _bookkeeping(dsn) == before
+
+
+def test_migrate_as_a_role_that_can_only_read_is_permission_denied(reader_dsn: str) -> None:
+    with pytest.raises(PermissionDeniedError, match="permission denied"):
+        migrate(reader_dsn)
 
 
 def test_a_role_that_cannot_read_the_bookkeeping_gets_one_clear_error(

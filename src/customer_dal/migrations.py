@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -219,25 +219,30 @@ def _set_local_search_path(backend: _Backend, search_path: str) -> None:
 def _locked_backend(dsn: str | None, lock_timeout: float) -> Iterator[_Backend]:
     """A yoyo backend, opened while this process holds the migration lock."""
     resolved = resolve_dsn(dsn)
-    with connect(resolved) as lock_connection:
-        _acquire_lock(lock_connection, resolved, lock_timeout)
-        lock_connection.execute(f"CREATE SCHEMA IF NOT EXISTS {BOOKKEEPING_SCHEMA}")
-        lock_connection.execute(
-            f"""
-            CREATE TABLE IF NOT EXISTS {BOOKKEEPING_SCHEMA}.migration_checksum (
-                migration_id text PRIMARY KEY,
-                sha256       text NOT NULL,
-                applied_at   timestamptz NOT NULL DEFAULT now()
-            )
-            """
-        )
-        backend = _Backend(parse_uri(yoyo_url(resolved)), "_yoyo_migration")
+    with connect(resolved) as lock_connection, ExitStack() as cleanup:
         try:
+            _acquire_lock(lock_connection, resolved, lock_timeout)
+            _create_bookkeeping(lock_connection)
+            backend = _Backend(parse_uri(yoyo_url(resolved)), "_yoyo_migration")
+            cleanup.callback(backend.connection.close)
             backend.init_database()
-            yield backend
-        finally:
-            backend.connection.close()
+        except psycopg.Error as exc:  # a hot standby, a role without CREATE, ...
+            raise translate(exc, lock_connection) from exc
+        yield backend
     # Closing lock_connection releases the advisory lock; so does a killed process.
+
+
+def _create_bookkeeping(connection: psycopg.Connection[Any]) -> None:
+    connection.execute(f"CREATE SCHEMA IF NOT EXISTS {BOOKKEEPING_SCHEMA}")
+    connection.execute(
+        f"""
+        CREATE TABLE IF NOT EXISTS {BOOKKEEPING_SCHEMA}.migration_checksum (
+            migration_id text PRIMARY KEY,
+            sha256       text NOT NULL,
+            applied_at   timestamptz NOT NULL DEFAULT now()
+        )
+        """
+    )
 
 
 def _acquire_lock(connection: psycopg.Connection[Any], dsn: str, timeout: float) -> None:
