@@ -2,7 +2,8 @@
 
 :func:`replica_pair` starts a primary of its own (``initdb``) and a hot standby
 streaming from it, made with the embedded wheel's ``pg_basebackup -R``, so a
-test can check what the library does against a read-only replica. Import the
+test can check what the library does against a read-only replica;
+:func:`dedicated_server` starts a server a test may restart. Import the
 fixture into a test module (``from .servers import replica_pair``).
 
 PostgreSQL refuses to run as root. As root, as the wheel itself does, the
@@ -119,6 +120,12 @@ class _Server:
         log = str(self.data.with_suffix(".log"))
         self.runner.run("pg_ctl", "-D", str(self.data), "-l", log, "-w", "start")
 
+    def restart(self) -> None:
+        # -l again: without it the new postmaster writes to our pipes, and
+        # subprocess.run would wait for it to exit.
+        log = str(self.data.with_suffix(".log"))
+        self.runner.run("pg_ctl", "-D", str(self.data), "-l", log, "-m", "fast", "-w", "restart")
+
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
             self.runner.run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
@@ -169,16 +176,67 @@ def _free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class DedicatedServer:
+    """A server of a test's own, which the test may restart or stop."""
+
+    server: _Server
+
+    @property
+    def dsn(self) -> str:
+        return self.server.dsn
+
+    def restart(self) -> None:
+        """A fast restart: every connection is cut, as a crash or a failover would."""
+        self.server.restart()
+
+
+def _initdb(runner: _Runner, data: Path) -> None:
+    # initdb's pg_hba.conf trusts local connections, replication included.
+    runner.run(
+        "initdb", "-D", str(data), "-U", "postgres", "--auth=trust",
+        "--encoding=UTF8", "--no-sync", "--no-instructions",
+    )  # fmt: skip
+
+
+@contextmanager
+def _base_directory(runner: _Runner) -> Iterator[Path]:
+    # Short: a Unix socket path is limited to about 100 bytes.
+    base = Path(tempfile.mkdtemp(prefix="cdal-srv-"))
+    try:
+        runner.let_in(base)
+        runner.own(base)
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@contextmanager
+def running_server() -> Iterator[DedicatedServer]:
+    """Start a server of its own (initdb); stop and delete it on exit."""
+    runner = _Runner.for_this_process()
+    with _base_directory(runner) as base, ExitStack() as cleanup:
+        server = _Server(runner, base / "data", base / "sock", _free_port())
+        server.sockets.mkdir()
+        runner.own(server.sockets)
+        _initdb(runner, server.data)
+        cleanup.callback(server.stop)
+        server.start()
+        yield DedicatedServer(server)
+
+
+@pytest.fixture(scope="module")
+def dedicated_server() -> Iterator[DedicatedServer]:
+    """A server for one test module, which its tests may restart."""
+    with running_server() as server:
+        yield server
+
+
 @contextmanager
 def running_replica_pair() -> Iterator[ReplicaPair]:
     """Start a primary and a streaming hot standby; stop both and delete them on exit."""
     runner = _Runner.for_this_process()
-    # Short: a Unix socket path is limited to about 100 bytes.
-    base = Path(tempfile.mkdtemp(prefix="cdal-rep-"))
-    with ExitStack() as cleanup:
-        cleanup.callback(shutil.rmtree, base, ignore_errors=True)
-        runner.let_in(base)
-        runner.own(base)
+    with _base_directory(runner) as base, ExitStack() as cleanup:
         primary, replica = (
             _Server(runner, base / name, base / f"{name}-sock", _free_port())
             for name in ("primary", "replica")
@@ -187,11 +245,7 @@ def running_replica_pair() -> Iterator[ReplicaPair]:
             server.sockets.mkdir()
             runner.own(server.sockets)
         try:
-            # initdb's pg_hba.conf trusts local connections, replication included.
-            runner.run(
-                "initdb", "-D", str(primary.data), "-U", "postgres", "--auth=trust",
-                "--encoding=UTF8", "--no-sync", "--no-instructions",
-            )  # fmt: skip
+            _initdb(runner, primary.data)
             cleanup.callback(primary.stop)
             primary.start()
             runner.run(

@@ -29,8 +29,11 @@ from customer_dal import (
     TransactionConflictError,
     UserRepository,
     connect,
+    migrate,
 )
 from customer_dal.errors import translate
+
+from .servers import DedicatedServer, dedicated_server  # noqa: F401 - the fixture
 
 _roles = itertools.count()
 ANN = {"name": "Ann Lee", "phone": "555-123-4567"}
@@ -180,6 +183,49 @@ def test_a_refused_connection_is_database_unavailable() -> None:
     error = translate(caught.value, None)
     assert isinstance(error, DatabaseUnavailableError)
     assert "lost the connection to the database: nothing was changed" in str(error)
+
+
+@pytest.fixture(scope="module")
+def restartable_dsn(dedicated_server: DedicatedServer) -> str:  # noqa: F811
+    """A migrated database on a server of this module's own, which tests restart."""
+    migrate(dedicated_server.dsn)
+    return dedicated_server.dsn
+
+
+@pytest.mark.slow
+def test_a_server_restart_is_database_unavailable_and_reconnecting_works(
+    dedicated_server: DedicatedServer,  # noqa: F811
+    restartable_dsn: str,
+) -> None:
+    conn = connect(restartable_dsn)
+    repo = CustomerRepository(conn)
+    ann = repo.create({**ANN, "phone": "555-000-1111"})
+    dedicated_server.restart()
+    with pytest.raises(DatabaseUnavailableError, match="nothing was changed"):
+        repo.get(ann.id)
+    assert conn.closed
+    with connect(restartable_dsn) as again:
+        assert CustomerRepository(again).get(ann.id) == ann
+
+
+@pytest.mark.slow
+def test_a_server_restart_during_a_write_says_its_outcome_is_unknown(
+    dedicated_server: DedicatedServer,  # noqa: F811
+    restartable_dsn: str,
+) -> None:
+    conn = connect(restartable_dsn)
+    repo = CustomerRepository(conn)
+    ann = repo.create({**ANN, "phone": "555-000-2222"})
+    holder = psycopg.connect(restartable_dsn)  # the restart cuts it too: closed, not exited
+    holder.execute("SELECT 1 FROM customers WHERE id = %s FOR UPDATE", [ann.id])
+    restarter = threading.Timer(0.3, dedicated_server.restart)
+    restarter.start()
+    with pytest.raises(DatabaseUnavailableError, match="outcome of the write is unknown"):
+        repo.update(ann.id, {"notes": "lost?"})
+    restarter.join()
+    holder.close()
+    with connect(restartable_dsn) as again:
+        assert CustomerRepository(again).get(ann.id) == ann  # this time, nothing was written
 
 
 def _terminate(dsn: str, pid: int) -> None:
