@@ -265,6 +265,7 @@ def _bench_calls(conn: psycopg.Connection[Any], calls: int) -> dict[str, dict[st
     new = {"phone_secondary": None, "email": None, "address": None, "notes": None}
     fields = ["name", "phone", *new]
     notes_only = {**dict.fromkeys(fields), **{f"set_{f}": f == "notes" for f in fields}}
+    unversioned = {"expected_updated_at": None}
     cases: dict[str, tuple[Callable[[int], object], Callable[[int], object]]] = {
         "get": (
             lambda i: repo.get(ids[i]),
@@ -283,11 +284,14 @@ def _bench_calls(conn: psycopg.Connection[Any], calls: int) -> dict[str, dict[st
         ),
         "update": (
             lambda i: repo.update(ids[i], {"notes": f"note {i}"}),
-            lambda i: raw("update", {**notes_only, "id": ids[-i - 1], "notes": f"note {i}"}),
+            lambda i: raw(
+                "update",
+                {**notes_only, **unversioned, "id": ids[-i - 1], "notes": f"note {i}"},
+            ),
         ),
         "soft_delete": (
             lambda i: repo.soft_delete(ids[i]),
-            lambda i: raw("soft_delete", {"id": ids[-i - 1]}),
+            lambda i: raw("soft_delete", {**unversioned, "id": ids[-i - 1]}),
         ),
     }
     results: dict[str, dict[str, Timing]] = {}
