@@ -8,32 +8,98 @@ A DSN may be a URL (``postgresql://``, ``postgres://`` or yoyo's
 
 from __future__ import annotations
 
+import difflib
+import functools
 import os
+import re
+import sys
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 import psycopg
+from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from .embedded import embedded_dsn
+from .embedded import data_directory, embedded_dsn
 from .errors import ConfigurationError, DatabaseUnavailableError
 
-__all__ = ["connect", "describe", "error_summary", "resolve_dsn", "with_database", "yoyo_url"]
+__all__ = [
+    "configured_dsn",
+    "connect",
+    "describe",
+    "describe_target",
+    "error_summary",
+    "resolve_dsn",
+    "split_password",
+    "with_database",
+    "yoyo_url",
+]
 
 DATABASE_URL_ENV = "DATABASE_URL"
 # A server that does not answer should fail in seconds, not hang a deploy.
 _DEFAULT_CONNECT_TIMEOUT = 10
 _SCHEME_ALIASES = ("postgresql+psycopg://", "postgres+psycopg://")
+# DATABSE_URL and DATABASE_URI score about 0.95; TEST_DATABASE_URL, a
+# legitimately different variable, scores 0.83.
+_LOOKALIKE_CUTOFF = 0.85
+# Where a password sits in a DSN that libpq could not parse: the URL's
+# user:password@, a ?password= query argument, or a key=value pair.
+_PASSWORD_PATTERNS = (
+    re.compile(r"^[^:/?#\s]+://[^:@/?#]*:([^@/?#]*)@"),
+    re.compile(r"[?&]password=([^&#]*)"),
+    re.compile(r"\bpassword\s*=\s*('(?:\\.|[^'\\])*'?|\S+)"),
+)
+_QUOTED = re.compile(r'"[^"]*"')
 
 
 def resolve_dsn(dsn: str | None = None) -> str:
     """Return a libpq DSN: ``dsn``, else ``$DATABASE_URL``, else the embedded server."""
+    return configured_dsn(dsn) or embedded_dsn()
+
+
+def configured_dsn(dsn: str | None = None) -> str | None:
+    """``dsn``, else ``$DATABASE_URL``, normalised; None means the embedded server.
+
+    A DATABASE_URL that is set but empty (an unset CI secret, ``DATABASE_URL=
+    make migrate``) is an error, never a quiet switch to the embedded server.
+    """
     if dsn:
         return _normalise(dsn)
     from_env = os.environ.get(DATABASE_URL_ENV)
-    if from_env:
-        return _normalise(from_env)
-    return embedded_dsn()
+    if from_env is None:
+        _warn_about_lookalikes()
+        return None
+    if not from_env.strip():
+        raise ConfigurationError(
+            f"{DATABASE_URL_ENV} is set but empty; unset it to use the embedded server"
+        )
+    return _normalise(from_env)
+
+
+def describe_target(dsn: str | None) -> str:
+    """The ``database:`` line's target, without starting anything: ``user@host:port/dbname``
+    for a configured DSN (``None`` being the embedded server, named by its data directory)."""
+    return describe(dsn) if dsn is not None else f"embedded {data_directory()}"
+
+
+def _warn_about_lookalikes() -> None:
+    """Name a variable that looks like a misspelt DATABASE_URL: the embedded server is
+    about to be used, which is probably not what its author meant."""
+    others = [name for name in os.environ if name != DATABASE_URL_ENV]
+    by_upper = {name.upper(): name for name in others}
+    for match in difflib.get_close_matches(
+        DATABASE_URL_ENV, list(by_upper), n=3, cutoff=_LOOKALIKE_CUTOFF
+    ):
+        _warn_once(by_upper[match])
+
+
+@functools.cache
+def _warn_once(name: str) -> None:
+    print(
+        f"customer-dal: warning: {DATABASE_URL_ENV} is unset but {name} is set; "
+        f"did you mean {DATABASE_URL_ENV}? Using the embedded server",
+        file=sys.stderr,
+    )
 
 
 def _normalise(dsn: str) -> str:
@@ -49,7 +115,38 @@ def _parse(dsn: str) -> dict[str, Any]:
     try:
         return conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
-        raise ConfigurationError(f"malformed database URL: {error_summary(exc)}") from exc
+        reason = _redact_password(error_summary(exc), dsn)
+        raise ConfigurationError(f"malformed database URL: {reason}") from None
+
+
+def _redact_password(text: str, dsn: str) -> str:
+    """``text`` with the DSN's password starred out: libpq's parse errors quote the DSN.
+
+    A quoted fragment holding the password goes whole (it is usually the whole
+    DSN); any other occurrence is starred where it stands. The driver's
+    exception is not chained either, so no traceback (--debug) shows it.
+    """
+    secrets: set[str] = set()
+    for pattern in _PASSWORD_PATTERNS:
+        for found in pattern.findall(dsn):
+            secrets.update({found, unquote(found), found.strip("'")})
+    secrets.discard("")
+    if not secrets:
+        return text
+    text = _QUOTED.sub(
+        lambda quoted: '"***"' if any(s in quoted[0] for s in secrets) else quoted[0], text
+    )
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def split_password(dsn: str) -> tuple[str, str | None]:
+    """The DSN without its password, and the password: for a child process's argument
+    list, which every user of the machine can read in ``ps``."""
+    params = _parse(_normalise(dsn))
+    password = params.pop("password", None)
+    return make_conninfo(**params), password
 
 
 def with_database(dsn: str, dbname: str) -> str:
@@ -58,11 +155,25 @@ def with_database(dsn: str, dbname: str) -> str:
 
 
 def describe(dsn: str) -> str:
-    """``user@host:port/dbname`` for messages: never the password."""
-    params = _parse(dsn)
-    host = params.get("host") or "localhost"
-    port = params.get("port") or "5432"
-    return f"{params.get('user', '')}@{host}:{port}/{params.get('dbname', '')}"
+    """``user@host:port/dbname`` for messages: never the password.
+
+    What the DSN leaves out is filled in as libpq will (PGUSER, PGHOST, PGPORT,
+    PGDATABASE, the login name), so the name is where the connection goes.
+    """
+    given = {key: value for key, value in _parse(dsn).items() if value}
+    params = {**_libpq_defaults(), **given}
+    user = params.get("user", "")
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    return f"{user}@{host}:{params.get('port', '5432')}/{params.get('dbname') or user}"
+
+
+def _libpq_defaults() -> dict[str, str]:
+    """libpq's defaults as they stand: the PG* environment, else its built-in values."""
+    return {
+        option.keyword.decode(): option.val.decode()
+        for option in pq.Conninfo.get_defaults()
+        if option.val is not None
+    }
 
 
 def yoyo_url(dsn: str) -> str:
