@@ -2,15 +2,64 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
-from customer_dal import ConstraintViolationError, CustomerRepository, UnknownUserError
-from customer_dal.bulk import ImportRejectedError, Rejection, bulk_import
+from customer_dal import (
+    ConstraintViolationError,
+    CustomerRepository,
+    DatabaseUnavailableError,
+    UnknownUserError,
+)
+from customer_dal.bulk import CommitInterrupted, ImportRejectedError, Rejection, bulk_import
+from customer_dal.errors import SchemaNotReadyError
 from customer_dal.seed import fake_customers
+
+COPYING = "c.tuples_processed > 0"  # a COPY into the database has started writing
+COMMITTING = "a.query = 'COMMIT' AND a.state = 'active'"
+
+
+def when_backend(
+    dsn: str, condition: str, act: Callable[[psycopg.Connection[Any], int], None]
+) -> threading.Thread:
+    """A started thread that waits (a minute at most) until another backend of ``dsn``'s
+    database matches ``condition`` (SQL over pg_stat_activity ``a`` and
+    pg_stat_progress_copy ``c``), then calls ``act(its connection, that backend's pid)``."""
+    query = (
+        "SELECT a.pid FROM pg_stat_activity AS a LEFT JOIN pg_stat_progress_copy AS c USING (pid) "
+        f"WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND {condition}"
+    )
+
+    def watch() -> None:
+        with psycopg.connect(dsn, autocommit=True) as watcher:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                row = watcher.execute(query).fetchone()
+                if row:
+                    act(watcher, row[0])
+                    return
+                time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def terminate(watcher: psycopg.Connection[Any], pid: int) -> None:
+    watcher.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def interrupt_main_thread(watcher: psycopg.Connection[Any], pid: int) -> None:
+    """Ctrl-C, as the terminal delivers it: SIGINT, handled in the main thread."""
+    main = threading.main_thread().ident
+    assert main is not None
+    signal.pthread_kill(main, signal.SIGINT)
 
 
 def _count(conn: psycopg.Connection[Any]) -> int:
@@ -172,3 +221,57 @@ def test_the_checked_pass_reports_progress_too(conn: psycopg.Connection[Any]) ->
     result = bulk_import(conn, lambda: batch, skip_invalid=True, on_progress=seen.append)
     assert result.rejected == 1
     assert seen == [10_000, 10_000, 10_001]  # the straight pass stops at the bad row
+
+
+def test_a_never_migrated_database_says_so(empty_dsn: str) -> None:
+    with (
+        psycopg.connect(empty_dsn, autocommit=True) as conn,
+        pytest.raises(SchemaNotReadyError, match="is not migrated: run make migrate"),
+    ):
+        bulk_import(conn, lambda: GOOD)
+
+
+def test_a_connection_lost_mid_copy_loses_the_whole_batch(
+    dsn: str, conn: psycopg.Connection[Any]
+) -> None:
+    watcher = when_backend(dsn, COPYING, terminate)
+    with psycopg.connect(dsn, autocommit=True) as importing:
+        with pytest.raises(DatabaseUnavailableError) as caught:
+            bulk_import(importing, lambda: fake_customers(1_000_000, seed=1))
+        assert importing.closed  # broken, so closed: the next step starts clean
+    watcher.join()
+    assert "the transaction was lost and nothing in it was committed" in str(caught.value)
+    assert _count(conn) == 0
+
+
+def test_ctrl_c_while_rows_stream_rolls_the_batch_back(conn: psycopg.Connection[Any]) -> None:
+    def interrupted() -> Iterator[tuple[int, dict[str, Any]]]:
+        yield from GOOD
+        raise KeyboardInterrupt  # where Python delivers Ctrl-C: between two steps of ours
+
+    with pytest.raises(KeyboardInterrupt) as caught:
+        bulk_import(conn, interrupted)
+    assert type(caught.value) is KeyboardInterrupt  # not CommitInterrupted: nothing was written
+    assert _count(conn) == 0
+
+
+def test_ctrl_c_during_the_commit_says_the_outcome_is_unknown(
+    dsn: str, conn: psycopg.Connection[Any]
+) -> None:
+    """A deferred trigger makes the commit slow enough to be interrupted."""
+    conn.execute(
+        "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$"
+    )
+    conn.execute(
+        "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON customers "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()"
+    )
+    watcher = when_backend(dsn, COMMITTING, interrupt_main_thread)
+    with (
+        psycopg.connect(dsn, autocommit=True) as importing,
+        pytest.raises(CommitInterrupted, match="may or may not have been written"),
+    ):
+        bulk_import(importing, lambda: GOOD[:1])
+    watcher.join()
+    assert _count(conn) == 0  # this time psycopg's cancel won the race with the commit

@@ -9,18 +9,29 @@ are streamed back out of a temporary table.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from pydantic import ValidationError
 
-from .errors import ConstraintViolationError, DataAccessError, UnknownUserError
+from .errors import ConstraintViolationError, DataAccessError, UnknownUserError, translate
 from .models import CustomerCreate
 from .queries import load_queries
 
-__all__ = ["ImportRejectedError", "ImportResult", "Rejection", "bulk_import"]
+__all__ = [
+    "CommitInterrupted",
+    "ImportRejectedError",
+    "ImportResult",
+    "Rejection",
+    "bulk_import",
+    "explain_validation_error",
+]
+
+T = TypeVar("T")
 
 _PROGRESS_EVERY = 10_000
 _TRUE = {"true", "t", "yes", "y", "1", ""}
@@ -53,7 +64,20 @@ class ImportRejectedError(DataAccessError):
         super().__init__(f"{rejected} {rows} refused, so nothing was imported")
 
 
-def _explain(error: ValidationError) -> str:
+class CommitInterrupted(KeyboardInterrupt):
+    """Ctrl-C arrived while the batch was committing: it may or may not have been written.
+
+    Anywhere else an interrupt rolls the batch back, so nothing was written.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "interrupted while committing: the batch may or may not have been written; "
+            "check before retrying"
+        )
+
+
+def explain_validation_error(error: ValidationError) -> str:
     """``field: message`` for each problem pydantic found, in one line."""
     return "; ".join(
         f"{'.'.join(str(part) for part in problem['loc']) or 'row'}: {problem['msg']}"
@@ -79,7 +103,7 @@ def _validated(values: Mapping[str, Any]) -> tuple[Any, ...]:
     try:
         customer = CustomerCreate.model_validate(fields)
     except ValidationError as exc:
-        raise ValueError(_explain(exc)) from None
+        raise ValueError(explain_validation_error(exc)) from None
     return (
         customer.name,
         customer.phone,
@@ -151,29 +175,72 @@ def _copy_straight_in(
     created_by_id: int | None,
 ) -> int:
     """COPY validated rows into customers; raise _NeedsCheckedPass at the first problem."""
-    read = 0
-    try:
-        with (
-            conn.transaction(),
-            conn.cursor() as cursor,
-        ):
-            with cursor.copy(load_queries("bulk_import.sql")["copy_customers"].sql) as copy:
-                for _, values in rows:
-                    read += 1
-                    if read % _PROGRESS_EVERY == 0:
-                        on_progress(read)
-                    try:
-                        copy.write_row((*_validated(values), created_by_id))
-                    except ValueError:
-                        raise _NeedsCheckedPass from None
+
+    def copy_in() -> int:
+        read = 0
+        with conn.cursor() as cursor:
+            try:
+                with (
+                    cursor.copy(load_queries("bulk_import.sql")["copy_customers"].sql) as copy,
+                    _cancelled_on_interrupt(conn),
+                ):
+                    for _, values in rows:
+                        read += 1
+                        if read % _PROGRESS_EVERY == 0:
+                            on_progress(read)
+                        try:
+                            copy.write_row((*_validated(values), created_by_id))
+                        except ValueError:
+                            raise _NeedsCheckedPass from None
+            except psycopg.errors.UniqueViolation as exc:
+                if exc.diag.constraint_name != "customers_active_phone_key":
+                    raise
+                raise _NeedsCheckedPass from exc
             on_progress(read)
             return cursor.rowcount
-    except psycopg.errors.UniqueViolation as exc:
-        if exc.diag.constraint_name != "customers_active_phone_key":
-            raise _integrity_error(exc, created_by_id) from exc
-        raise _NeedsCheckedPass from exc
+
+    return _in_one_transaction(conn, copy_in, created_by_id)
+
+
+@contextmanager
+def _cancelled_on_interrupt(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """On Ctrl-C, cancel the COPY in the server before leaving it.
+
+    Leaving a COPY sends what is still buffered, at the speed the server reads
+    it: behind a lock or a slow trigger that is minutes, and the first Ctrl-C
+    would seem ignored. Cancelled, the server discards the rest at once.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        with suppress(psycopg.Error):  # the interrupt matters more than a failed cancel
+            conn.cancel_safe(timeout=5)
+        raise
+
+
+def _in_one_transaction(
+    conn: psycopg.Connection[Any], work: Callable[[], T], created_by_id: int | None
+) -> T:
+    """Run ``work`` in a transaction (a savepoint in the caller's); errors leave as ours.
+
+    A lost connection's message says what became of the batch: nothing was
+    committed, unless the connection was lost (or Ctrl-C came) while committing.
+    """
+    callers = conn.info.transaction_status != TransactionStatus.IDLE
+    committing = False
+    try:
+        with conn.transaction():
+            result = work()
+            committing = not callers
+        return result
+    except KeyboardInterrupt:
+        if committing:
+            raise CommitInterrupted from None
+        raise
     except psycopg.errors.IntegrityError as exc:
         raise _integrity_error(exc, created_by_id) from exc
+    except psycopg.Error as exc:
+        raise translate(exc, conn, writes=True, in_transaction=not committing) from exc
 
 
 def _integrity_error(
@@ -197,42 +264,44 @@ def _checked_import(
     """Stage, check in the database, report every refused row, then insert (or refuse all)."""
     queries = load_queries("bulk_import.sql")
     result = ImportResult()
-    read = 0
-    try:
-        with conn.transaction():
-            conn.execute(queries["create_staging"].sql)
-            conn.execute(queries["create_rejects"].sql)
-            with conn.cursor() as cursor, cursor.copy(queries["copy_staging"].sql) as copy:
-                for line, values in rows:
-                    read += 1
-                    if read % _PROGRESS_EVERY == 0:
-                        on_progress(read)
-                    try:
-                        copy.write_row((line, *_validated(values)))
-                    except ValueError as exc:
-                        result.rejected += 1
-                        on_reject(Rejection(line, str(exc), values))
-            on_progress(read)
-            conn.execute(queries["find_repeated_phones"].sql)
-            conn.execute(queries["find_taken_phones"].sql)
-            with conn.cursor() as cursor:
-                for row in cursor.stream(queries["rejected_rows"].sql):
-                    line, kind, ref, *stored = row
+
+    def stage_check_insert() -> ImportResult:
+        conn.execute(queries["create_staging"].sql)
+        conn.execute(queries["create_rejects"].sql)
+        read = 0
+        with (
+            conn.cursor() as cursor,
+            cursor.copy(queries["copy_staging"].sql) as copy,
+            _cancelled_on_interrupt(conn),
+        ):
+            for line, values in rows:
+                read += 1
+                if read % _PROGRESS_EVERY == 0:
+                    on_progress(read)
+                try:
+                    copy.write_row((line, *_validated(values)))
+                except ValueError as exc:
                     result.rejected += 1
-                    values = dict(zip(_STAGED_COLUMNS, stored, strict=True))
-                    on_reject(Rejection(line, _describe(kind, ref, values["phone"]), values))
-            if result.rejected and not skip_invalid:
-                raise ImportRejectedError(result.rejected)
-            conn.execute(queries["drop_rejected"].sql)
-            inserted = conn.execute(
-                queries["insert_customers"].sql, {"created_by_id": created_by_id}
-            )
-            result.imported = inserted.rowcount
-            # ON COMMIT DROP alone would keep them until an enclosing transaction ends.
-            conn.execute(queries["drop_staging"].sql)
-    except psycopg.errors.IntegrityError as exc:
-        raise _integrity_error(exc, created_by_id) from exc
-    return result
+                    on_reject(Rejection(line, str(exc), values))
+        on_progress(read)
+        conn.execute(queries["find_repeated_phones"].sql)
+        conn.execute(queries["find_taken_phones"].sql)
+        with conn.cursor() as cursor:
+            for row in cursor.stream(queries["rejected_rows"].sql):
+                line, kind, ref, *stored = row
+                result.rejected += 1
+                values = dict(zip(_STAGED_COLUMNS, stored, strict=True))
+                on_reject(Rejection(line, _describe(kind, ref, values["phone"]), values))
+        if result.rejected and not skip_invalid:
+            raise ImportRejectedError(result.rejected)
+        conn.execute(queries["drop_rejected"].sql)
+        inserted = conn.execute(queries["insert_customers"].sql, {"created_by_id": created_by_id})
+        result.imported = inserted.rowcount
+        # ON COMMIT DROP alone would keep them until an enclosing transaction ends.
+        conn.execute(queries["drop_staging"].sql)
+        return result
+
+    return _in_one_transaction(conn, stage_check_insert, created_by_id)
 
 
 _STAGED_COLUMNS = ("name", "phone", "phone_secondary", "email", "address", "notes", "is_active")
