@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,16 +11,18 @@ import psycopg
 import pytest
 
 from customer_dal import cli
-from customer_dal.csv_io import read_customer_rows
+from customer_dal.csv_io import CsvFileError, export_csv, read_customer_rows
+from customer_dal.db import describe
 from customer_dal.progress import Progress
 
 HEADER = "name,phone,phone_secondary,email,address,notes\n"
 
 
 def run(capsys: pytest.CaptureFixture[str], dsn: str, *argv: str) -> tuple[int, str, str]:
+    """The exit code, stdout, and stderr without the ``database:`` line naming ``dsn``."""
     code = cli.main(["--dsn", dsn, *argv])
     out, err = capsys.readouterr()
-    return code, out, err
+    return code, out, err.replace(f"database: {describe(dsn)}\n", "", 1)
 
 
 def _count(conn: psycopg.Connection[Any]) -> int:
@@ -156,7 +159,58 @@ def test_a_missing_file_is_a_clear_error(
 ) -> None:
     code, _, err = run(capsys, dsn, "import", str(tmp_path / "nope.csv"))
     assert code == 1
-    assert err == f"customer-dal: error: {tmp_path / 'nope.csv'}: no such file\n"
+    assert err == (
+        f"customer-dal: error: cannot read {tmp_path / 'nope.csv'}: no such file or directory\n"
+    )
+
+
+def test_a_file_problem_is_found_before_the_database_is_touched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No database line, no connection attempt: the server here does not even exist."""
+    unreachable = "postgresql://x@127.0.0.1:1/x"
+    assert run(capsys, unreachable, "import", str(tmp_path)) == (
+        1,
+        "",
+        f"customer-dal: error: cannot read {tmp_path}: it is a directory, not a CSV file\n",
+    )
+
+
+def test_a_pipe_is_refused_because_import_reads_twice(tmp_path: Path) -> None:
+    fifo = tmp_path / "in.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(CsvFileError, match="not a regular file"):
+        next(read_customer_rows(fifo))  # and does not block waiting for a writer
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switches to another user to lose read access")
+def test_an_unreadable_file_names_the_path_and_the_reason(tmp_path: Path) -> None:
+    import pwd
+
+    path = write(tmp_path, HEADER)
+    path.chmod(0o600)
+    tmp_path.chmod(0o755)
+    os.seteuid(pwd.getpwnam("embedded_postgres").pw_uid)  # root reads anything
+    try:
+        with pytest.raises(CsvFileError) as caught:
+            next(read_customer_rows(path))
+    finally:
+        os.seteuid(0)
+    assert str(caught.value) == f"cannot read {path}: permission denied"
+
+
+def test_an_unwritable_rejects_file_is_refused_before_importing(
+    tmp_path: Path, dsn: str, conn: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, HEADER + "Ann,555-000-0001,,,,\n")
+    (tmp_path / "in.rejects.csv").mkdir()
+    code, _, err = run(capsys, dsn, "import", str(path), "--skip-invalid")
+    assert (code, err) == (
+        1,
+        f"customer-dal: error: cannot write the rejects file {tmp_path / 'in.rejects.csv'}: "
+        "is a directory\n",
+    )
+    assert _count(conn) == 0
 
 
 @pytest.mark.slow
@@ -205,11 +259,58 @@ def test_export_then_import_reproduces_the_customers(
     with psycopg.connect(empty_dsn) as copy:
         assert copy.execute(snapshot).fetchall() == conn.execute(snapshot).fetchall()
 
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]  # no partial file left
     active = tmp_path / "active.csv"
     out = run(capsys, dsn, "export", str(active), "--active-only")[1]
     active_count = conn.execute("SELECT count(*) FROM customers WHERE is_active").fetchone()
     assert active_count is not None
     assert out == f"exported {active_count[0]} customers to {active}\n"
+
+
+def test_a_failed_export_leaves_the_old_file_and_no_partial_one(
+    tmp_path: Path, empty_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = write(tmp_path, "yesterday's export\n", "out.csv")
+    code, _, err = run(capsys, empty_dsn, "export", str(old))
+    assert code == 1
+    assert err.startswith("customer-dal: error: ")
+    assert "is not migrated: run make migrate" in err
+    assert old.read_text() == "yesterday's export\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_export_writes_straight_into_a_device(
+    dsn: str, conn: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, dsn, "seed", "--count", "3")[0] == 0
+    assert run(capsys, dsn, "export", "/dev/null") == (
+        0,
+        "exported 3 customers to /dev/null\n",
+        "",
+    )
+
+
+def test_a_full_disk_is_one_clear_error(
+    dsn: str, conn: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, dsn, "seed", "--count", "20000")[0] == 0
+    assert run(capsys, dsn, "export", "/dev/full") == (
+        1,
+        "",
+        "customer-dal: error: cannot write /dev/full: no space left on device\n",
+    )
+    assert conn.execute("SELECT 1").fetchone() == (1,)  # the server is none the worse
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [(".", "it is a directory; name a file in it"), ("no/such/x.csv", "there is no directory")],
+)
+def test_export_needs_a_file_in_an_existing_directory(
+    tmp_path: Path, conn: psycopg.Connection[Any], target: str, reason: str
+) -> None:
+    with pytest.raises(CsvFileError, match=f"^cannot write {tmp_path / target}: {reason}"):
+        export_csv(conn, tmp_path / target)
 
 
 # --- seed, search, progress ---------------------------------------------------------------

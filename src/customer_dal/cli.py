@@ -1,7 +1,18 @@
 """The ``customer-dal`` command (also ``python -m customer_dal``); the Makefile wraps it.
 
-Expected failures print one line, ``customer-dal: error: ...``, and exit 1:
-never a traceback.
+The rules every command keeps:
+
+* **One line, never a traceback**, for whatever a user can cause: a bad
+  argument, file or DSN, an unreachable or unmigrated database, a lost
+  connection. It reads ``customer-dal: error: ...`` on stderr and the exit
+  code is 1 (2 for a usage error, as argparse has it). ``--debug`` (or
+  ``CUSTOMER_DAL_DEBUG=1``) lets the exception through, traceback and all.
+* **Ctrl-C** says what became of the work (``interrupted, nothing was
+  written`` for import and seed, whose one transaction rolls back) and exits 130.
+* **The target is named first.** A command that touches a database prints
+  ``database: user@host:port/dbname`` (or ``database: embedded <data dir>``)
+  on stderr before it does anything there. Passwords are never printed, and
+  psql gets its password through the environment, not its argument list.
 """
 
 from __future__ import annotations
@@ -12,61 +23,143 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
+
+import psycopg
+from pydantic import ValidationError
 
 from . import embedded, migrations
 from .bench import run_bench
-from .bulk import Rejection, bulk_import
-from .csv_io import RejectsFile, export_csv, read_customer_rows
+from .bulk import Rejection, bulk_import, explain_validation_error
+from .csv_io import (
+    RejectsFile,
+    check_export_target,
+    check_readable,
+    export_csv,
+    read_customer_rows,
+)
 from .customers import CustomerRepository
-from .db import connect, resolve_dsn
-from .errors import DataAccessError
+from .db import configured_dsn, connect, describe_target, split_password
+from .errors import DataAccessError, translate
+from .models import CustomerSearch
 from .progress import Progress
 from .seed import fake_customers
 
 __all__ = ["main"]
 
+DEBUG_ENV = "CUSTOMER_DAL_DEBUG"
 _MIGRATION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # Every migration starts by bounding its waits, as squawk (make lint) asks.
 _TIMEOUTS = "SET LOCAL lock_timeout = '10s';\n\nSET LOCAL statement_timeout = '15min';\n\n"
+# What a user can cause; anything else is a bug, and its traceback is the report.
+_EXPECTED = (DataAccessError, ValidationError, psycopg.Error, OSError)
+_NOTHING_WRITTEN = "interrupted, nothing was written"
+_MIGRATION_INTERRUPTED = (
+    "interrupted: the migration in progress was rolled back, any before it stay applied; "
+    "run customer-dal status to see where the database stands"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     command: Callable[[argparse.Namespace], int] = args.command
+    debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         return command(args)
-    except DataAccessError as exc:
-        print(f"customer-dal: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        if debug:
+            raise
+        # A CommitInterrupted says more than the command's default.
+        _say(str(exc) or args.interrupted)
+        return 130
+    except _EXPECTED as exc:
+        if debug:
+            raise
+        _say(f"error: {_one_line(exc)}")
         return 1
 
 
+def _say(message: str) -> None:
+    print(f"customer-dal: {message}", file=sys.stderr)
+
+
+def _one_line(exc: BaseException) -> str:
+    """What went wrong, in one line, in the library's words."""
+    if isinstance(exc, ValidationError):
+        return explain_validation_error(exc)
+    if isinstance(exc, psycopg.Error):
+        # A driver error a lower layer let through: still named by SQLSTATE.
+        return str(translate(exc, None))
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {(exc.strerror or str(exc)).lower()}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors in the one-line form the other errors have."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("customer-dal").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"customer-dal: error: {where}{message} (see {self.prog} --help)\n")
+
+
+_DEBUG_HELP = f"show the full traceback of a failure (also {DEBUG_ENV}=1)"
+
+Add = Callable[..., argparse.ArgumentParser]
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="customer-dal",
         description="Customers on PostgreSQL: migrations and tools. The database is --dsn, "
         "else $DATABASE_URL, else the embedded server in ./.pgdata.",
     )
     parser.add_argument("--dsn", help="database URL or libpq key=value string")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
+    parser.set_defaults(interrupted=_NOTHING_WRITTEN)
+    # The same options after the command: SUPPRESS keeps one given before it.
+    database = _Parser(add_help=False)
+    database.add_argument("--dsn", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    debug = _Parser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    cmd = sub.add_parser("migrate", help="apply pending migrations")
-    cmd.set_defaults(command=_migrate)
+    def add(name: str, text: str, *, touches_database: bool = True) -> argparse.ArgumentParser:
+        parents = [database, debug] if touches_database else [debug]
+        return sub.add_parser(name, help=text, parents=parents)
 
-    cmd = sub.add_parser("rollback", help="roll back the newest migration(s)")
+    _add_migration_commands(add)
+    _add_customer_commands(add)
+    _add_tool_commands(add)
+    return parser
+
+
+def _add_migration_commands(add: Add) -> None:
+    cmd = add("migrate", "apply pending migrations")
+    cmd.set_defaults(command=_migrate, interrupted=_MIGRATION_INTERRUPTED)
+
+    cmd = add("rollback", "roll back the newest migration(s)")
     cmd.add_argument("--steps", type=_positive_int, default=1, help="how many (default 1)")
-    cmd.set_defaults(command=_rollback)
+    cmd.set_defaults(command=_rollback, interrupted=_MIGRATION_INTERRUPTED)
 
-    cmd = sub.add_parser("status", help="list migrations; exit 1 if any is pending or edited")
+    cmd = add("status", "list migrations; exit 1 if any is pending or edited")
     cmd.set_defaults(command=_status)
 
-    cmd = sub.add_parser("search", help="search customers and print a table")
+    cmd = add("new-migration", "create the next numbered migration pair", touches_database=False)
+    cmd.add_argument("name", help="lower_snake_case description, e.g. add_customer_tags")
+    cmd.add_argument("--directory", type=Path, default=Path("migrations"))
+    cmd.set_defaults(command=_new_migration)
+
+
+def _add_customer_commands(add: Add) -> None:
+    cmd = add("search", "search customers and print a table")
     cmd.add_argument("query")
     cmd.add_argument("--limit", type=_positive_int, default=20)
     cmd.add_argument("--inactive", action="store_true", help="include soft-deleted customers")
     cmd.set_defaults(command=_search)
 
-    cmd = sub.add_parser("import", help="import customers from a CSV file (all or nothing)")
+    cmd = add("import", "import customers from a CSV file (all or nothing)")
     cmd.add_argument("file", type=Path)
     cmd.add_argument(
         "--skip-invalid",
@@ -75,37 +168,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     cmd.set_defaults(command=_import)
 
-    cmd = sub.add_parser("export", help="export customers to a CSV file")
+    cmd = add("export", "export customers to a CSV file")
     cmd.add_argument("file", type=Path)
     cmd.add_argument("--active-only", action="store_true")
     cmd.set_defaults(command=_export)
 
-    cmd = sub.add_parser("seed", help="add realistic fake customers (deterministic)")
+    cmd = add("seed", "add realistic fake customers (deterministic)")
     cmd.add_argument("--count", type=_positive_int, required=True)
     cmd.add_argument("--seed", type=int, default=0)
     cmd.set_defaults(command=_seed)
 
-    cmd = sub.add_parser("bench", help="measure search, calls and import against baselines")
+
+def _add_tool_commands(add: Add) -> None:
+    cmd = add("bench", "measure search, calls and import against baselines")
     cmd.add_argument("--rows", type=_positive_int, default=100_000)
     cmd.add_argument("--calls", type=_positive_int, default=2000)
     cmd.add_argument("--repeats", type=_positive_int, default=5)
     cmd.set_defaults(command=_bench)
 
-    cmd = sub.add_parser("new-migration", help="create the next numbered migration pair")
-    cmd.add_argument("name", help="lower_snake_case description, e.g. add_customer_tags")
-    cmd.add_argument("--directory", type=Path, default=Path("migrations"))
-    cmd.set_defaults(command=_new_migration)
-
-    cmd = sub.add_parser("dsn", help="print the DSN in use (starting the embedded server)")
+    cmd = add("dsn", "print the DSN in use (starting the embedded server)")
     cmd.set_defaults(command=_dsn)
 
-    cmd = sub.add_parser("psql", help="open psql on the database (extra arguments go to psql)")
+    cmd = add("psql", "open psql on the database (extra arguments go to psql)")
     cmd.add_argument("psql_args", nargs=argparse.REMAINDER)
     cmd.set_defaults(command=_psql)
 
-    cmd = sub.add_parser("db-stop", help="stop the embedded server")
+    cmd = add("db-stop", "stop the embedded server", touches_database=False)
     cmd.set_defaults(command=_db_stop)
-    return parser
 
 
 def _positive_int(text: str) -> int:
@@ -118,8 +207,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _database(args: argparse.Namespace) -> str:
+    """The DSN to use, named on stderr first: where a command acts is never a surprise."""
+    configured = configured_dsn(args.dsn)
+    print(f"database: {describe_target(configured)}", file=sys.stderr)
+    return configured or embedded.embedded_dsn()
+
+
 def _migrate(args: argparse.Namespace) -> int:
-    applied = migrations.migrate(args.dsn)
+    applied = migrations.migrate(_database(args))
     for migration_id in applied:
         print(f"applied {migration_id}")
     if not applied:
@@ -128,7 +224,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    rolled_back = migrations.rollback(args.dsn, steps=args.steps)
+    rolled_back = migrations.rollback(_database(args), steps=args.steps)
     for migration_id in rolled_back:
         print(f"rolled back {migration_id}")
     if not rolled_back:
@@ -137,16 +233,18 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    states = migrations.migration_status(args.dsn)
+    states = migrations.migration_status(_database(args))
     for state in states:
         print(f"{state.state:<8} {state.id}")
     return 0 if all(state.state == "applied" for state in states) else 1
 
 
 def _search(args: argparse.Namespace) -> int:
-    with connect(args.dsn) as conn:
+    # Checked before connecting: a bad query needs no database to be refused.
+    search = CustomerSearch(query=args.query, include_inactive=args.inactive, limit=args.limit)
+    with connect(_database(args)) as conn:
         found = CustomerRepository(conn).search(
-            args.query, include_inactive=args.inactive, limit=args.limit
+            search.query, include_inactive=search.include_inactive, limit=search.limit
         )
     columns = ("id", "name", "display_phones", "email", "is_active")
     rows = [columns, *[tuple(str(getattr(c, column) or "") for column in columns) for c in found]]
@@ -161,7 +259,7 @@ def _search(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     path: Path = args.file
-    progress = Progress(f"importing {path.name}")
+    check_readable(path)  # a bad file or header needs no database to be refused
     rejects = RejectsFile(path.with_suffix(".rejects.csv")) if args.skip_invalid else None
 
     def report(rejection: Rejection) -> None:
@@ -170,8 +268,9 @@ def _import(args: argparse.Namespace) -> int:
         else:
             print(f"{path.name}, line {rejection.line}: {rejection.reason}", file=sys.stderr)
 
+    progress = Progress(f"importing {path.name}")
     try:
-        with connect(args.dsn) as conn:
+        with connect(_database(args)) as conn:
             result = bulk_import(
                 conn,
                 lambda: read_customer_rows(path),
@@ -190,7 +289,8 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    with connect(args.dsn) as conn:
+    check_export_target(args.file)
+    with connect(_database(args)) as conn:
         rows = export_csv(conn, args.file, active_only=args.active_only)
     print(f"exported {rows:,} customers to {args.file}")
     return 0
@@ -199,7 +299,7 @@ def _export(args: argparse.Namespace) -> int:
 def _seed(args: argparse.Namespace) -> int:
     progress = Progress("seeding")
     try:
-        with connect(args.dsn) as conn:
+        with connect(_database(args)) as conn:
             result = bulk_import(
                 conn, lambda: fake_customers(args.count, args.seed), on_progress=progress
             )
@@ -210,7 +310,7 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    run_bench(args.dsn, rows=args.rows, calls=args.calls, repeats=args.repeats)
+    run_bench(_database(args), rows=args.rows, calls=args.calls, repeats=args.repeats)
     return 0
 
 
@@ -237,17 +337,23 @@ def _new_migration(args: argparse.Namespace) -> int:
 
 
 def _dsn(args: argparse.Namespace) -> int:
-    print(resolve_dsn(args.dsn))
+    print(_database(args))
     return 0
 
 
 def _psql(args: argparse.Namespace) -> int:
+    """Become psql on the database; its password travels in PGPASSWORD, because a
+    process's arguments are visible to every user of the machine (ps, /proc)."""
+    dsn, password = split_password(_database(args))
     executable = embedded.psql_executable()
     extra: list[str] = args.psql_args
     if extra[:1] == ["--"]:
         extra = extra[1:]
-    os.execv(executable, [executable, resolve_dsn(args.dsn), *extra])  # noqa: S606 - no shell wanted
-    return 0  # not reached: execv replaces this process
+    env = dict(os.environ)
+    if password is not None:
+        env["PGPASSWORD"] = password
+    os.execve(executable, [executable, dsn, *extra], env)  # noqa: S606 - no shell wanted
+    return 0  # not reached: execve replaces this process
 
 
 def _db_stop(args: argparse.Namespace) -> int:
