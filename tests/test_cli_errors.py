@@ -457,10 +457,12 @@ def test_debug_shows_the_traceback_in_a_real_process() -> None:
 
 def _make(target: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     # -o: never rebuild .venv here (it would reach for the network); run the target as is.
+    # Under make test, the outer make's flags (its jobserver) are not this one's.
+    outer = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}
     return subprocess.run(
         ["make", "--no-print-directory", "-o", ".venv/.installed", target],
         cwd=ROOT,
-        env={**os.environ, **env},
+        env={**{k: v for k, v in os.environ.items() if k not in outer}, **env},
         capture_output=True,
         text=True,
         check=False,
