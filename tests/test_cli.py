@@ -13,6 +13,8 @@ import pytest
 from customer_dal import cli, embedded
 from customer_dal.db import describe
 
+from .shipped import SHIPPED, status_lines
+
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = cli.main(list(argv))
@@ -26,20 +28,20 @@ def test_migrate_status_rollback_round_trip(
     named = f"database: {describe(empty_dsn)}\n"
     assert run(capsys, "--dsn", empty_dsn, "status") == (
         1,
-        "pending  0001_users\npending  0002_customers\n",
+        status_lines("pending"),
         named,
     )
     assert run(capsys, "--dsn", empty_dsn, "migrate") == (
         0,
-        "applied 0001_users\napplied 0002_customers\n",
+        "".join(f"applied {i}\n" for i in SHIPPED),
         named,
     )
     assert run(capsys, "--dsn", empty_dsn, "migrate")[1] == (
         "nothing to apply: the schema is up to date\n"
     )
     assert run(capsys, "--dsn", empty_dsn, "status")[0] == 0
-    assert run(capsys, "--dsn", empty_dsn, "rollback", "--steps", "2")[1] == (
-        "rolled back 0002_customers\nrolled back 0001_users\n"
+    assert run(capsys, "--dsn", empty_dsn, "rollback", "--steps", str(len(SHIPPED)))[1] == (
+        "".join(f"rolled back {i}\n" for i in SHIPPED[::-1])
     )
     assert run(capsys, "--dsn", empty_dsn, "rollback")[1] == (
         "nothing to roll back: no migration is applied\n"

@@ -24,9 +24,10 @@ from customer_dal.migrations import _ADVISORY_LOCK_KEY, BOOKKEEPING_SCHEMA
 from customer_dal.resources import migrations_directory
 
 from .catalog import catalog_snapshot
+from .shipped import LATEST, NEXT, SHIPPED, states
 from .threads import run_together
 
-ALL = ["0001_users", "0002_customers"]
+ALL = SHIPPED
 
 
 def _tables(dsn: str, schema: str = "public") -> set[str]:
@@ -67,12 +68,32 @@ def test_bookkeeping_stays_out_of_the_application_schema(empty_dsn: str) -> None
 
 def test_rollback_one_step_undoes_only_the_newest(empty_dsn: str) -> None:
     migrate(empty_dsn)
-    assert rollback(empty_dsn) == ["0002_customers"]
-    assert _tables(empty_dsn) == {"users"}
+    assert rollback(empty_dsn) == [LATEST]
     assert migration_status(empty_dsn) == [
-        MigrationState("0001_users", "applied"),
-        MigrationState("0002_customers", "pending"),
+        *states("applied", SHIPPED[:-1]),
+        MigrationState(LATEST, "pending"),
     ]
+
+
+@pytest.mark.parametrize("migration_id", SHIPPED)
+def test_each_migration_goes_up_down_without_a_trace_and_up_again(
+    empty_dsn: str, tmp_path: Path, migration_id: str
+) -> None:
+    upto = tmp_path / "migrations"
+    upto.mkdir()
+    for earlier in SHIPPED[: SHIPPED.index(migration_id) + 1]:
+        for suffix in (".sql", ".rollback.sql"):
+            shutil.copy(migrations_directory() / f"{earlier}{suffix}", upto)
+    assert migrate(empty_dsn, directory=upto)[-1:] == [migration_id]
+    assert rollback(empty_dsn, directory=upto) == [migration_id]
+    before = catalog_snapshot(empty_dsn)
+    assert migrate(empty_dsn, directory=upto) == [migration_id]
+    after = catalog_snapshot(empty_dsn)
+    assert after != before, f"{migration_id} changed nothing the catalog shows"
+    assert rollback(empty_dsn, directory=upto) == [migration_id]
+    assert catalog_snapshot(empty_dsn) == before
+    assert migrate(empty_dsn, directory=upto) == [migration_id]
+    assert catalog_snapshot(empty_dsn) == after
 
 
 def test_full_rollback_leaves_no_trace_and_up_again_restores_the_same_catalog(
@@ -82,7 +103,7 @@ def test_full_rollback_leaves_no_trace_and_up_again_restores_the_same_catalog(
     migrate(empty_dsn)
     migrated = catalog_snapshot(empty_dsn)
 
-    assert rollback(empty_dsn, steps=10) == ["0002_customers", "0001_users"]
+    assert rollback(empty_dsn, steps=len(ALL)) == ALL[::-1]
     assert catalog_snapshot(empty_dsn) == never_migrated
 
     assert migrate(empty_dsn) == ALL
@@ -103,39 +124,39 @@ def test_rollback_keeps_an_extension_it_did_not_create(empty_dsn: str) -> None:
         connection.execute("CREATE EXTENSION pg_trgm")
     never_migrated = catalog_snapshot(empty_dsn)
     migrate(empty_dsn)
-    rollback(empty_dsn, steps=2)
+    rollback(empty_dsn, steps=len(SHIPPED))
     assert catalog_snapshot(empty_dsn) == never_migrated
 
 
 def test_a_broken_migration_leaves_neither_schema_nor_bookkeeping(
     empty_dsn: str, own_migrations: Path
 ) -> None:
-    (own_migrations / "0003_broken.sql").write_text(
-        "-- depends: 0002_customers\n"
+    (own_migrations / f"{NEXT}_broken.sql").write_text(
+        f"-- depends: {LATEST}\n"
         "CREATE TABLE half_done (id int);\n"
         "ALTER TABLE customers ADD COLUMN nickname text;\n"
         "SELECT no_such_function();\n"
     )
-    (own_migrations / "0003_broken.rollback.sql").write_text("DROP TABLE half_done;\n")
+    (own_migrations / f"{NEXT}_broken.rollback.sql").write_text("DROP TABLE half_done;\n")
     migrate(empty_dsn)  # the shipped ones
     before = catalog_snapshot(empty_dsn)
 
-    with pytest.raises(MigrationError, match=r"0003_broken\.sql failed, nothing was changed"):
+    with pytest.raises(MigrationError, match=rf"{NEXT}_broken\.sql failed, nothing was changed"):
         migrate(empty_dsn, directory=own_migrations)
 
     assert catalog_snapshot(empty_dsn) == before
     assert migration_status(empty_dsn, directory=own_migrations)[-1] == MigrationState(
-        "0003_broken", "pending"
+        f"{NEXT}_broken", "pending"
     )
 
 
 def test_a_failing_rollback_changes_nothing(empty_dsn: str, own_migrations: Path) -> None:
-    (own_migrations / "0003_extra.sql").write_text(
-        "-- depends: 0002_customers\nCREATE TABLE extra (id int);\n"
+    (own_migrations / f"{NEXT}_extra.sql").write_text(
+        f"-- depends: {LATEST}\nCREATE TABLE extra (id int);\n"
     )
-    (own_migrations / "0003_extra.rollback.sql").write_text("DROP TABLE no_such_table;\n")
+    (own_migrations / f"{NEXT}_extra.rollback.sql").write_text("DROP TABLE no_such_table;\n")
     migrate(empty_dsn, directory=own_migrations)
-    with pytest.raises(MigrationError, match=r"rolling back 0003_extra\.sql failed"):
+    with pytest.raises(MigrationError, match=rf"rolling back {NEXT}_extra\.sql failed"):
         rollback(empty_dsn, directory=own_migrations)
     assert "extra" in _tables(empty_dsn)
     assert migration_status(empty_dsn, directory=own_migrations)[-1].state == "applied"
@@ -184,13 +205,10 @@ def test_other_line_endings_are_not_an_edit(
     recorded = _recorded_checksums(empty_dsn)
     _with_line_endings(own_migrations, ending)
 
-    assert migration_status(empty_dsn, directory=own_migrations) == [
-        MigrationState("0001_users", "applied"),
-        MigrationState("0002_customers", "applied"),
-    ]
+    assert migration_status(empty_dsn, directory=own_migrations) == states("applied")
     assert migrate(empty_dsn, directory=own_migrations) == []
-    assert rollback(empty_dsn, directory=own_migrations) == ["0002_customers"]
-    assert migrate(empty_dsn, directory=own_migrations) == ["0002_customers"]
+    assert rollback(empty_dsn, directory=own_migrations) == [LATEST]
+    assert migrate(empty_dsn, directory=own_migrations) == [LATEST]
     # What is recorded does not depend on the checkout's line endings.
     assert _recorded_checksums(empty_dsn) == recorded
 
@@ -219,33 +237,32 @@ def test_a_checksum_of_the_raw_bytes_from_an_older_version_is_accepted(
             )
 
     for checkout in (own_migrations, migrations_directory()):  # CRLF, and LF
-        assert [state.state for state in migration_status(empty_dsn, directory=checkout)] == [
-            "applied",
-            "applied",
-        ]
-    assert rollback(empty_dsn) == ["0002_customers"]
+        assert migration_status(empty_dsn, directory=checkout) == states("applied")
+    assert rollback(empty_dsn) == [LATEST]
 
 
 def test_a_migration_without_rollback_file_is_refused(empty_dsn: str, own_migrations: Path) -> None:
-    (own_migrations / "0003_oneway.sql").write_text("CREATE TABLE oneway (id int);\n")
-    with pytest.raises(MigrationError, match=r"0003_oneway\.sql has no 0003_oneway\.rollback\.sql"):
+    (own_migrations / f"{NEXT}_oneway.sql").write_text("CREATE TABLE oneway (id int);\n")
+    with pytest.raises(
+        MigrationError, match=rf"{NEXT}_oneway\.sql has no {NEXT}_oneway\.rollback\.sql"
+    ):
         migrate(empty_dsn, directory=own_migrations)
     assert _tables(empty_dsn) == set()
 
 
 def test_a_non_transactional_migration_is_refused(empty_dsn: str, own_migrations: Path) -> None:
-    (own_migrations / "0003_loose.sql").write_text(
+    (own_migrations / f"{NEXT}_loose.sql").write_text(
         "-- transactional: false\nCREATE TABLE loose (id int);\n"
     )
-    (own_migrations / "0003_loose.rollback.sql").write_text("DROP TABLE loose;\n")
+    (own_migrations / f"{NEXT}_loose.rollback.sql").write_text("DROP TABLE loose;\n")
     with pytest.raises(MigrationError, match="must be transactional"):
         migrate(empty_dsn, directory=own_migrations)
 
 
 def test_an_unresolvable_dependency_is_a_clear_error(empty_dsn: str, own_migrations: Path) -> None:
-    (own_migrations / "0003_orphan.sql").write_text("-- depends: 0000_nothing\nSELECT 1;\n")
-    (own_migrations / "0003_orphan.rollback.sql").write_text("SELECT 1;\n")
-    with pytest.raises(MigrationError, match=r"cannot read 0003_orphan\.sql"):
+    (own_migrations / f"{NEXT}_orphan.sql").write_text("-- depends: 0000_nothing\nSELECT 1;\n")
+    (own_migrations / f"{NEXT}_orphan.rollback.sql").write_text("SELECT 1;\n")
+    with pytest.raises(MigrationError, match=rf"cannot read {NEXT}_orphan\.sql"):
         migrate(empty_dsn, directory=own_migrations)
 
 
@@ -273,8 +290,8 @@ def test_concurrent_processes_apply_the_schema_once(empty_dsn: str) -> None:
     runs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(3)]
     outputs = [run.communicate(timeout=120)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0, 0]
-    assert sum(output.count("applied 0002_customers") for output in outputs) == 1
-    assert [state.state for state in migration_status(empty_dsn)] == ["applied", "applied"]
+    assert sum(output.count(f"applied {LATEST}") for output in outputs) == 1
+    assert migration_status(empty_dsn) == states("applied")
 
 
 @pytest.mark.slow

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from .shipped import SHIPPED
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SCRIPT = textwrap.dedent(
@@ -52,7 +54,7 @@ def test_the_installed_wheel_migrates_and_serves_customers(tmp_path: Path, empty
         text=True,
     )
     assert result.stdout.splitlines() == [
-        "['0001_users', '0002_customers']",
+        str(SHIPPED),
         "['Ann Lee']",
         "True 0",
     ]

@@ -34,10 +34,12 @@ from customer_dal.resources import migrations_directory
 
 from .catalog import catalog_snapshot
 from .servers import ReplicaPair, replica_pair  # noqa: F401 - the fixture
+from .shipped import LATEST, NEXT, states, status_lines
 
-APPLIED = [MigrationState("0001_users", "applied"), MigrationState("0002_customers", "applied")]
-PENDING = [MigrationState("0001_users", "pending"), MigrationState("0002_customers", "pending")]
-UNKNOWN = "the database has migrations this checkout does not know: 0003_x; update the checkout"
+APPLIED = states("applied")
+PENDING = states("pending")
+EXTRA = f"{NEXT}_x"
+UNKNOWN = f"the database has migrations this checkout does not know: {EXTRA}; update the checkout"
 
 _names = itertools.count()
 
@@ -112,7 +114,7 @@ def test_status_works_on_a_streaming_replica(
     assert migration_status(replica) == APPLIED
     assert _cli(capsys, replica, "status") == (
         0,
-        "applied  0001_users\napplied  0002_customers\n",
+        status_lines("applied"),
         [],
     )
 
@@ -125,7 +127,7 @@ def test_status_on_a_replica_sees_an_unknown_migration(
     primary, replica = replica_db
     migrate(primary, directory=own_migrations)
     replica_pair.wait_for_replay()
-    assert migration_status(replica) == [*APPLIED, MigrationState("0003_x", "unknown")]
+    assert migration_status(replica) == [*APPLIED, MigrationState(EXTRA, "unknown")]
 
 
 def test_migrate_and_rollback_on_a_replica_say_it_is_read_only(
@@ -196,7 +198,7 @@ def test_status_works_for_a_role_that_can_only_read(
     assert migration_status(reader_dsn) == APPLIED
     assert _cli(capsys, reader_dsn, "status") == (
         0,
-        "applied  0001_users\napplied  0002_customers\n",
+        status_lines("applied"),
         [],
     )
     assert _bookkeeping(dsn) == before
@@ -229,7 +231,7 @@ def test_status_of_a_never_migrated_database_creates_nothing(
     assert migration_status(empty_dsn) == PENDING
     assert _cli(capsys, empty_dsn, "status") == (
         1,
-        "pending  0001_users\npending  0002_customers\n",
+        status_lines("pending"),
         [],
     )
     assert not _schema_exists(empty_dsn)
@@ -254,11 +256,11 @@ def test_status_answers_at_once_while_a_run_holds_the_lock(dsn: str) -> None:
 
 @pytest.fixture
 def own_migrations(tmp_path: Path) -> Path:
-    """The shipped migrations plus 0003_x: what a newer checkout would have."""
+    """The shipped migrations plus one more: what a newer checkout would have."""
     directory = tmp_path / "migrations"
     shutil.copytree(migrations_directory(), directory)
-    (directory / "0003_x.sql").write_text("-- depends: 0002_customers\nCREATE TABLE x (id int);\n")
-    (directory / "0003_x.rollback.sql").write_text("DROP TABLE x;\n")
+    (directory / f"{EXTRA}.sql").write_text(f"-- depends: {LATEST}\nCREATE TABLE x (id int);\n")
+    (directory / f"{EXTRA}.rollback.sql").write_text("DROP TABLE x;\n")
     return directory
 
 
@@ -268,10 +270,10 @@ def test_a_migration_the_checkout_does_not_know_is_unknown_and_blocks_changes(
     migrate(empty_dsn, directory=own_migrations)  # a newer checkout migrated the database
     schema, bookkeeping = catalog_snapshot(empty_dsn), _bookkeeping(empty_dsn)
 
-    assert migration_status(empty_dsn) == [*APPLIED, MigrationState("0003_x", "unknown")]
+    assert migration_status(empty_dsn) == [*APPLIED, MigrationState(EXTRA, "unknown")]
     assert _cli(capsys, empty_dsn, "status") == (
         1,
-        "applied  0001_users\napplied  0002_customers\nunknown  0003_x\n",
+        status_lines("applied") + f"unknown  {EXTRA}\n",
         [],
     )
     with pytest.raises(MigrationError, match=f"^{UNKNOWN}$"):
@@ -284,5 +286,5 @@ def test_a_migration_the_checkout_does_not_know_is_unknown_and_blocks_changes(
     assert catalog_snapshot(empty_dsn) == schema
     assert _bookkeeping(empty_dsn) == bookkeeping
     # The newer checkout still can roll it back.
-    assert rollback(empty_dsn, directory=own_migrations) == ["0003_x"]
+    assert rollback(empty_dsn, directory=own_migrations) == [EXTRA]
     assert migration_status(empty_dsn) == APPLIED
