@@ -21,6 +21,12 @@
 -- and the digit columns follows when %(check_fields)s: a query with a letter
 -- in it can only match the name or e-mail part of search_text, where the
 -- two tests agree (ILIKE compares lower-cased text), so it skips the test.
+--
+-- Case is folded by the collation customer_dal_fold (migration 0006), as in
+-- the generated columns, never by the database's LC_CTYPE: a database created
+-- with LC_CTYPE 'C' folds only ASCII with a plain lower() or ILIKE. The
+-- folded query is then compared in its column's own collation ("C" for
+-- name_key, the default for search_text), or the indexes could not serve it.
 
 
 
@@ -124,7 +130,7 @@ SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.
 FROM customers AS c
 LEFT JOIN users AS u ON u.id = c.created_by_id
 WHERE (c.is_active OR %(include_inactive)s)
-  AND c.name_key LIKE lower(%(prefix)s)
+  AND c.name_key LIKE lower(%(prefix)s COLLATE customer_dal_fold) COLLATE "C"
   AND (c.phone_digits = %(exact)s OR c.phone_secondary_digits = %(exact)s) IS NOT TRUE
 ORDER BY c.name_key, c.id
 LIMIT %(limit)s;
@@ -146,12 +152,12 @@ FROM (
 ) AS walked
 JOIN customers AS c ON c.id = walked.id
 LEFT JOIN users AS u ON u.id = c.created_by_id
-WHERE (walked.search_text LIKE lower(%(filter)s)
+WHERE (walked.search_text LIKE lower(%(filter)s COLLATE customer_dal_fold) COLLATE "default"
        OR walked.search_text LIKE %(digit_pattern)s)
-  AND walked.name_key NOT LIKE lower(%(prefix)s)
+  AND walked.name_key NOT LIKE lower(%(prefix)s COLLATE customer_dal_fold) COLLATE "C"
   AND (NOT %(check_fields)s
-       OR c.name ILIKE %(pattern)s
-       OR c.email ILIKE %(pattern)s
+       OR c.name COLLATE customer_dal_fold ILIKE %(pattern)s
+       OR c.email COLLATE customer_dal_fold ILIKE %(pattern)s
        OR c.phone_digits LIKE %(digit_pattern)s
        OR c.phone_secondary_digits LIKE %(digit_pattern)s)
   AND (c.phone_digits = %(exact)s OR c.phone_secondary_digits = %(exact)s) IS NOT TRUE
@@ -170,12 +176,12 @@ FROM (
     SELECT m.id, m.name_key
     FROM customers AS m
     WHERE (m.is_active OR %(include_inactive)s)
-      AND (m.search_text LIKE lower(%(filter)s)
+      AND (m.search_text LIKE lower(%(filter)s COLLATE customer_dal_fold) COLLATE "default"
            OR m.search_text LIKE %(digit_pattern)s)
-      AND m.name_key NOT LIKE lower(%(prefix)s)
+      AND m.name_key NOT LIKE lower(%(prefix)s COLLATE customer_dal_fold) COLLATE "C"
       AND (NOT %(check_fields)s
-           OR m.name ILIKE %(pattern)s
-           OR m.email ILIKE %(pattern)s
+           OR m.name COLLATE customer_dal_fold ILIKE %(pattern)s
+           OR m.email COLLATE customer_dal_fold ILIKE %(pattern)s
            OR m.phone_digits LIKE %(digit_pattern)s
            OR m.phone_secondary_digits LIKE %(digit_pattern)s)
       AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE

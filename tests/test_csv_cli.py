@@ -150,7 +150,7 @@ def test_a_nul_byte_refuses_its_row(
     path = write(tmp_path, HEADER + "Ann,555-000-0001,,,,\nB\x00b,555-000-0002,,,,\n")
     code, _, err = run(capsys, dsn, "import", str(path))
     assert code == 1
-    assert "in.csv, line 3: name: Value error, must not contain NUL characters" in err
+    assert "in.csv, line 3: name: Value error, must not contain control character U+0000" in err
     assert _count(conn) == 0
 
 

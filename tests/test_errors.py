@@ -177,6 +177,21 @@ def test_without_autocommit_a_lost_connection_is_database_unavailable(dsn: str) 
     assert conn.closed
 
 
+def test_without_autocommit_a_write_cut_off_mid_call_lost_nothing_committed(dsn: str) -> None:
+    with connect(dsn) as setup:
+        ann = CustomerRepository(setup).create(ANN)
+    conn = psycopg.connect(dsn)
+    with psycopg.connect(dsn) as holder:
+        holder.execute("SELECT 1 FROM customers WHERE id = %s FOR UPDATE", [ann.id])
+        killer = threading.Timer(0.3, _terminate, [dsn, conn.info.backend_pid])
+        killer.start()
+        with pytest.raises(DatabaseUnavailableError, match="nothing in it was committed"):
+            CustomerRepository(conn).update(ann.id, {"notes": "lost"})
+        killer.join()
+        holder.rollback()
+    assert conn.closed
+
+
 def test_a_refused_connection_is_database_unavailable() -> None:
     with pytest.raises(psycopg.OperationalError) as caught:
         psycopg.connect("host=127.0.0.1 port=1 connect_timeout=5")

@@ -42,7 +42,7 @@ def test_phone_digits_are_generated(conn: psycopg.Connection[Any]) -> None:
     assert row["is_active"] is True
 
 
-@pytest.mark.parametrize("name", ["", "   ", "\t\n"])
+@pytest.mark.parametrize("name", ["", "   ", "\u3000 \u2003"])  # ideographic and em spaces
 def test_blank_names_are_rejected(conn: psycopg.Connection[Any], name: str) -> None:
     _violates(conn, "customers_name_not_blank", name=name)
 
@@ -202,3 +202,62 @@ def test_listing_by_name_walks_the_name_index(many_customers: psycopg.Connection
     assert "customers_search_order_idx" in _plan_indexes(many_customers, query, [])
     prefix = "SELECT id FROM customers WHERE name_key LIKE %s ORDER BY name_key, id LIMIT 20"
     assert "customers_search_order_idx" in _plan_indexes(many_customers, prefix, ["customer 3f%"])
+
+
+def test_every_index_constraint_trigger_function_and_schema_is_documented(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """What \\di+, \\dd and \\d+ show a DBA: a comment on everything the migrations create.
+
+    (PostgreSQL 18 also lists NOT NULL as constraints: the columns' comments cover them.)
+    """
+    undocumented = conn.execute(
+        """
+        SELECT 'index ' || c.relname FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indexrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+        WHERE obj_description(c.oid, 'pg_class') IS NULL
+        UNION ALL
+        SELECT 'constraint ' || conname FROM pg_constraint
+        WHERE connamespace = 'public'::regnamespace AND contype <> 'n'
+          AND obj_description(oid, 'pg_constraint') IS NULL
+        UNION ALL
+        SELECT 'trigger ' || tgname FROM pg_trigger
+        WHERE NOT tgisinternal AND obj_description(oid, 'pg_trigger') IS NULL
+        UNION ALL
+        SELECT 'function ' || proname FROM pg_proc
+        WHERE pronamespace = 'public'::regnamespace AND obj_description(oid, 'pg_proc') IS NULL
+        UNION ALL
+        SELECT 'schema ' || nspname FROM pg_namespace
+        WHERE nspname IN ('customer_dal_migrations', 'extensions')
+          AND obj_description(oid, 'pg_namespace') IS NULL
+        UNION ALL
+        SELECT 'collation ' || collname FROM pg_collation
+        WHERE collnamespace = 'public'::regnamespace
+          AND obj_description(oid, 'pg_collation') IS NULL
+        """
+    ).fetchall()
+    assert undocumented == []
+
+
+def test_public_holds_only_the_projects_functions(conn: psycopg.Connection[Any]) -> None:
+    functions = conn.execute(
+        "SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace ORDER BY 1"
+    ).fetchall()
+    assert [name for (name,) in functions] == [
+        "customers_touch_updated_at",
+        "text_is_clean_block",
+        "text_is_clean_line",
+    ]
+    [(schema,)] = conn.execute(
+        "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm'"
+    ).fetchall()
+    assert schema == "extensions"
+
+
+def test_users_email_has_the_shape_check_customers_email_has(
+    conn: psycopg.Connection[Any],
+) -> None:
+    with pytest.raises(psycopg.errors.CheckViolation) as caught:
+        conn.execute("INSERT INTO users (full_name, email) VALUES ('Ann', 'ann at shop')")
+    assert caught.value.diag.constraint_name == "users_email_shape"

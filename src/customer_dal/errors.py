@@ -253,10 +253,6 @@ def _unavailable(
     )
 
 
-def _is_broken(conn: psycopg.Connection[Any] | None) -> bool:
-    return conn is not None and conn.broken
-
-
 def _where(conn: psycopg.Connection[Any] | None) -> str:
     """``user@host:port/dbname`` of the connection, never its password."""
     if conn is None or (conn.closed and not conn.broken):

@@ -3,8 +3,10 @@
 Input models validate early, before any SQL runs, with the same rules the
 database enforces (names not blank, phones with at least 7 digits, e-mails of
 the right shape), so a caller gets a ``ValidationError`` naming the field
-instead of a constraint violation. Text is trimmed; an optional field given as
-blank text is stored as NULL.
+instead of a constraint violation. Text is trimmed and put in Unicode normal
+form C (address and notes also get LF line breaks); control characters are
+refused (address and notes may hold newlines and tabs); an optional field
+given as blank text is stored as NULL.
 """
 
 from __future__ import annotations
@@ -60,20 +62,47 @@ def phone_digits(phone: str) -> str:
     return _NON_DIGITS.sub("", phone)
 
 
-_NUL_MESSAGE = "must not contain NUL characters"
+# Unicode category Cc, all of it (text cannot hold U+0000 in PostgreSQL): the
+# database's CHECKs (text_is_clean_line / text_is_clean_block) refuse the same.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_NEWLINE_AND_TAB = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_LINE_BREAK = re.compile("\r\n?")
 
 
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; say so here rather than fail in the driver.
-    if "\x00" in value:
-        raise ValueError(_NUL_MESSAGE)
+def _nfc(value: Any) -> Any:
+    """Text in Unicode normal form C, as the database requires and a keyboard types.
+
+    Before any length check: normalising may change the length.
+    """
+    if isinstance(value, str) and not unicodedata.is_normalized("NFC", value):
+        return unicodedata.normalize("NFC", value)
     return value
 
 
-def _no_control(value: str) -> str:
-    # Search text separates its fields with a control character (U+001F).
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        raise ValueError("must not contain control characters")
+def _nfc_lf(value: Any) -> Any:
+    """NFC, with CRLF and CR line breaks (Windows, old Macs) as LF."""
+    if isinstance(value, str) and "\r" in value:
+        value = _LINE_BREAK.sub("\n", value)
+    return _nfc(value)
+
+
+def _refuse(found: re.Match[str] | None, allowed: str = "") -> None:
+    if found:
+        raise ValueError(
+            f"must not contain control character U+{ord(found.group()):04X} "
+            f"(at character {found.start() + 1}){allowed}"
+        )
+
+
+def _one_line(value: str) -> str:
+    # An ESC reaches terminals, a newline breaks tables, and U+001F is
+    # search_text's field separator.
+    _refuse(_CONTROL.search(value))
+    return value
+
+
+def _multi_line(value: str) -> str:
+    _refuse(_CONTROL_BUT_NEWLINE_AND_TAB.search(value), "; only newline and tab are allowed")
     return value
 
 
@@ -85,14 +114,14 @@ def _blank_to_none(value: Any) -> Any:
 
 
 def _check_phone(phone: str) -> str:
-    _no_nul(phone)
+    _one_line(phone)
     if len(phone_digits(phone)) < MIN_PHONE_DIGITS:
         raise ValueError(f"a phone number needs at least {MIN_PHONE_DIGITS} digits")
     return phone
 
 
 def _check_email(email: str) -> str:
-    _no_nul(email)
+    _one_line(email)
     try:
         checked = validate_email(email, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -103,10 +132,12 @@ def _check_email(email: str) -> str:
 # Constraints sit on the str itself, so messages read "String should have at
 # most 100 characters"; each field runs one Python check at most, after them
 # (validation is on every write's hot path).
-Text = Annotated[str, AfterValidator(_no_nul)]
-Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)]
-Phone = Annotated[str, Field(max_length=20), AfterValidator(_check_phone)]
-Email = Annotated[str, Field(max_length=100), AfterValidator(_check_email)]
+Text = Annotated[str, BeforeValidator(_nfc_lf), AfterValidator(_multi_line)]
+Name = Annotated[
+    str, Field(min_length=1, max_length=100), BeforeValidator(_nfc), AfterValidator(_one_line)
+]
+Phone = Annotated[str, Field(max_length=20), BeforeValidator(_nfc), AfterValidator(_check_phone)]
+Email = Annotated[str, Field(max_length=100), BeforeValidator(_nfc), AfterValidator(_check_email)]
 OptionalPhone = Annotated[Phone | None, BeforeValidator(_blank_to_none)]
 OptionalEmail = Annotated[Email | None, BeforeValidator(_blank_to_none)]
 OptionalText = Annotated[Text | None, BeforeValidator(_blank_to_none)]
@@ -193,7 +224,9 @@ class CustomerSearch(BaseModel):
 
     model_config = _INPUT
 
-    query: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_control)]
+    query: Annotated[
+        str, Field(min_length=1, max_length=100), BeforeValidator(_nfc), AfterValidator(_one_line)
+    ]
     include_inactive: StrictBool = False
     limit: int = Field(20, strict=True, ge=1, le=MAX_PER_PAGE)
     offset: Offset = 0
@@ -204,7 +237,9 @@ class UserCreate(BaseModel):
 
     model_config = _INPUT
 
-    full_name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+    full_name: Annotated[
+        str, Field(min_length=1, max_length=200), BeforeValidator(_nfc), AfterValidator(_one_line)
+    ]
     email: OptionalEmail = None
 
 
