@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 import psycopg
@@ -11,10 +12,11 @@ import pytest
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def _python_example() -> str:
+def _python_examples() -> str:
+    """Every python block, in order, as one program (blocks in lists are indented)."""
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
-    assert len(blocks) == 1
-    return str(blocks[0])
+    assert blocks
+    return "\n".join(textwrap.dedent(block) for block in blocks)
 
 
 def test_the_first_lines_are_the_two_commands() -> None:
@@ -26,9 +28,9 @@ def test_the_first_lines_are_the_two_commands() -> None:
 def test_the_usage_example_runs(empty_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", empty_dsn)
     namespace: dict[str, object] = {}
-    exec(compile(_python_example(), str(README), "exec"), namespace)  # noqa: S102
+    exec(compile(_python_examples(), str(README), "exec"), namespace)  # noqa: S102
     conn = namespace["conn"]
     assert isinstance(conn, psycopg.Connection)
-    row = conn.execute("SELECT is_active, notes, email FROM customers").fetchone()
-    assert row == (False, "prefers e-mail", "ann@example.com")
+    rows = conn.execute("SELECT is_active, notes, email FROM customers ORDER BY id").fetchall()
+    assert rows == [(False, "prefers e-mail", "ann@example.com"), (True, "[called back]", None)]
     conn.close()

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from customer_dal import CustomerRepository, MigrationError, UserRepository, migrate
 from customer_dal.db import with_database
+from customer_dal.models import MAX_ADDRESS_LENGTH, MAX_NOTES_LENGTH
 from customer_dal.resources import migrations_directory
 
 _names = itertools.count()
@@ -223,3 +224,57 @@ def test_ordering_on_a_c_locale_database_ignores_case_too(c_locale_dsn: str) -> 
         for index, name in enumerate(["émile", "Zoë", "ÉMILE B", "adam"]):
             customers.create({"name": name, "phone": f"555-000-000{index}"})
         assert [c.name for c in customers.list().customers] == ["adam", "Zoë", "émile", "ÉMILE B"]
+
+
+# ---- address and notes have a length limit, in the models and the database ----
+
+
+def test_address_and_notes_have_a_length_limit(customers: CustomerRepository) -> None:
+    longest = customers.create(
+        {**ANN, "address": "a" * MAX_ADDRESS_LENGTH, "notes": "n\t\nö" * (MAX_NOTES_LENGTH // 4)}
+    )
+    assert len(longest.notes or "") == MAX_NOTES_LENGTH
+    with pytest.raises(ValidationError, match=r"address\n.*at most 1000 characters"):
+        customers.update(longest.id, {"address": "a" * (MAX_ADDRESS_LENGTH + 1)})
+    with pytest.raises(ValidationError, match=r"notes\n.*at most 100000 characters"):
+        customers.update(longest.id, {"notes": "n" * (MAX_NOTES_LENGTH + 1)})
+
+
+@pytest.mark.parametrize(
+    ("column", "length", "constraint"),
+    [
+        ("address", MAX_ADDRESS_LENGTH + 1, "customers_address_length"),
+        ("notes", MAX_NOTES_LENGTH + 1, "customers_notes_length"),
+    ],
+)
+def test_the_database_enforces_the_length_limits_by_hand(
+    conn: psycopg.Connection[Any], column: str, length: int, constraint: str
+) -> None:
+    with pytest.raises(errors.CheckViolation) as caught:
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO customers (name, phone, {}) VALUES ('Ann', '5551234567', %s)"
+            ).format(sql.Identifier(column)),
+            ["x" * length],
+        )
+    assert caught.value.diag.constraint_name == constraint
+
+
+def test_the_length_migration_refuses_longer_rows_and_says_how_to_find_them(
+    empty_dsn: str, tmp_path: Path
+) -> None:
+    before = tmp_path / "migrations"
+    shutil.copytree(migrations_directory(), before)
+    for later in before.glob("000[7-9]_*.sql"):
+        later.unlink()
+    migrate(empty_dsn, directory=before)
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO customers (name, phone, notes) VALUES ('Ann', '5551234567', %s)",
+            ["x" * (MAX_NOTES_LENGTH + 1)],
+        )
+    with pytest.raises(MigrationError, match=r"1 customer\(s\) have an address over") as caught:
+        migrate(empty_dsn)
+    listing = str(caught.value).split("list them with: ")[1].split("; shorten")[0]
+    with psycopg.connect(empty_dsn) as conn:
+        assert len(conn.execute(listing).fetchall()) == 1

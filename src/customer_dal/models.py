@@ -36,6 +36,8 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 __all__ = [
+    "MAX_ADDRESS_LENGTH",
+    "MAX_NOTES_LENGTH",
     "Customer",
     "CustomerCreate",
     "CustomerList",
@@ -48,6 +50,11 @@ __all__ = [
 ]
 
 MIN_PHONE_DIGITS = 7
+# Generous for a postal address and a customer's history, and bounded, so that
+# every row the API accepts fits one CSV record that import reads back; the
+# database enforces them too (customers_address_length, customers_notes_length).
+MAX_ADDRESS_LENGTH = 1_000
+MAX_NOTES_LENGTH = 100_000
 BIGINT_MAX = 2**63 - 1
 # Ids and offsets travel as PostgreSQL bigint. Strict: "1", 1.0 and True are
 # no ids (a form's text must be parsed by the caller, who knows what it means).
@@ -132,7 +139,12 @@ def _check_email(email: str) -> str:
 # Constraints sit on the str itself, so messages read "String should have at
 # most 100 characters"; each field runs one Python check at most, after them
 # (validation is on every write's hot path).
-Text = Annotated[str, BeforeValidator(_nfc_lf), AfterValidator(_multi_line)]
+Address = Annotated[
+    str, Field(max_length=MAX_ADDRESS_LENGTH), BeforeValidator(_nfc_lf), AfterValidator(_multi_line)
+]
+Notes = Annotated[
+    str, Field(max_length=MAX_NOTES_LENGTH), BeforeValidator(_nfc_lf), AfterValidator(_multi_line)
+]
 Name = Annotated[
     str, Field(min_length=1, max_length=100), BeforeValidator(_nfc), AfterValidator(_one_line)
 ]
@@ -140,7 +152,8 @@ Phone = Annotated[str, Field(max_length=20), BeforeValidator(_nfc), AfterValidat
 Email = Annotated[str, Field(max_length=100), BeforeValidator(_nfc), AfterValidator(_check_email)]
 OptionalPhone = Annotated[Phone | None, BeforeValidator(_blank_to_none)]
 OptionalEmail = Annotated[Email | None, BeforeValidator(_blank_to_none)]
-OptionalText = Annotated[Text | None, BeforeValidator(_blank_to_none)]
+OptionalAddress = Annotated[Address | None, BeforeValidator(_blank_to_none)]
+OptionalNotes = Annotated[Notes | None, BeforeValidator(_blank_to_none)]
 
 _INPUT = ConfigDict(str_strip_whitespace=True, extra="forbid", frozen=True)
 
@@ -154,8 +167,8 @@ class CustomerCreate(BaseModel):
     phone: Phone
     phone_secondary: OptionalPhone = None
     email: OptionalEmail = None
-    address: OptionalText = None
-    notes: OptionalText = None
+    address: OptionalAddress = None
+    notes: OptionalNotes = None
 
 
 class CustomerUpdate(BaseModel):
@@ -171,8 +184,8 @@ class CustomerUpdate(BaseModel):
     phone: Phone | None = None
     phone_secondary: OptionalPhone = None
     email: OptionalEmail = None
-    address: OptionalText = None
-    notes: OptionalText = None
+    address: OptionalAddress = None
+    notes: OptionalNotes = None
 
     @field_validator("name", "phone")
     @classmethod
