@@ -71,6 +71,25 @@ def _table_locked(dsn: str) -> Iterator[None]:
         holder.rollback()
 
 
+@contextmanager
+def _row_locked(
+    dsn: str, customer_id: int, *, then: Callable[[], object] | None = None
+) -> Iterator[None]:
+    """Another session holds the customer's row lock (a write waits for it) until the block
+    ends; ``then``, when given, runs 0.3 s in, while the write waits (a fault to inject)."""
+    holder = psycopg.connect(dsn)
+    fault = threading.Timer(0.3, then) if then else None
+    try:
+        holder.execute("SELECT 1 FROM customers WHERE id = %s FOR UPDATE", [customer_id])
+        if fault:
+            fault.start()
+        yield
+    finally:
+        if fault:
+            fault.join()
+        holder.close()  # closed, not committed: a restart may have cut it too
+
+
 @pytest.fixture
 def timeout_dsn(dsn: str) -> Iterator[str]:
     """The test database, where this role's statements give up waiting after 200 ms."""
@@ -144,15 +163,12 @@ def test_a_write_cut_off_mid_call_says_its_outcome_is_unknown(dsn: str) -> None:
     repo = CustomerRepository(conn)
     ann = repo.create(ANN)
     pid = conn.info.backend_pid
-    with psycopg.connect(dsn) as holder:
-        holder.execute("SELECT 1 FROM customers WHERE id = %s FOR UPDATE", [ann.id])
-        # The update waits for the row lock; its backend is terminated meanwhile.
-        killer = threading.Timer(0.3, _terminate, [dsn, pid])
-        killer.start()
-        with pytest.raises(DatabaseUnavailableError, match="outcome of the write is unknown"):
-            repo.update(ann.id, {"notes": "lost?"})
-        killer.join()
-        holder.rollback()
+    # The update waits for the row lock; its backend is terminated meanwhile.
+    with (
+        _row_locked(dsn, ann.id, then=lambda: _terminate(dsn, pid)),
+        pytest.raises(DatabaseUnavailableError, match="outcome of the write is unknown"),
+    ):
+        repo.update(ann.id, {"notes": "lost?"})
 
 
 def test_a_connection_lost_inside_a_transaction_says_nothing_was_committed(dsn: str) -> None:
@@ -181,14 +197,12 @@ def test_without_autocommit_a_write_cut_off_mid_call_lost_nothing_committed(dsn:
     with connect(dsn) as setup:
         ann = CustomerRepository(setup).create(ANN)
     conn = psycopg.connect(dsn)
-    with psycopg.connect(dsn) as holder:
-        holder.execute("SELECT 1 FROM customers WHERE id = %s FOR UPDATE", [ann.id])
-        killer = threading.Timer(0.3, _terminate, [dsn, conn.info.backend_pid])
-        killer.start()
-        with pytest.raises(DatabaseUnavailableError, match="nothing in it was committed"):
-            CustomerRepository(conn).update(ann.id, {"notes": "lost"})
-        killer.join()
-        holder.rollback()
+    pid = conn.info.backend_pid
+    with (
+        _row_locked(dsn, ann.id, then=lambda: _terminate(dsn, pid)),
+        pytest.raises(DatabaseUnavailableError, match="nothing in it was committed"),
+    ):
+        CustomerRepository(conn).update(ann.id, {"notes": "lost"})
     assert conn.closed
 
 
@@ -231,14 +245,11 @@ def test_a_server_restart_during_a_write_says_its_outcome_is_unknown(
     conn = connect(restartable_dsn)
     repo = CustomerRepository(conn)
     ann = repo.create({**ANN, "phone": "555-000-2222"})
-    holder = psycopg.connect(restartable_dsn)  # the restart cuts it too: closed, not exited
-    holder.execute("SELECT 1 FROM customers WHERE id = %s FOR UPDATE", [ann.id])
-    restarter = threading.Timer(0.3, dedicated_server.restart)
-    restarter.start()
-    with pytest.raises(DatabaseUnavailableError, match="outcome of the write is unknown"):
+    with (
+        _row_locked(restartable_dsn, ann.id, then=dedicated_server.restart),
+        pytest.raises(DatabaseUnavailableError, match="outcome of the write is unknown"),
+    ):
         repo.update(ann.id, {"notes": "lost?"})
-    restarter.join()
-    holder.close()
     with connect(restartable_dsn) as again:
         assert CustomerRepository(again).get(ann.id) == ann  # this time, nothing was written
 
@@ -355,11 +366,8 @@ def test_without_autocommit_a_caught_timeout_leaves_the_transaction_usable(
         with pytest.raises(DuplicatePhoneError):  # the first call of a new transaction
             repo.create({"name": "Ann's twin", "phone": "(555) 123-4567"})
         clerk = users.create("Clerk Kent")
-        with psycopg.connect(timeout_dsn) as holder:
-            holder.execute("SELECT 1 FROM customers WHERE id = %s FOR UPDATE", [ann.id])
-            with pytest.raises(QueryTimeoutError):
-                repo.soft_delete(ann.id)
-            holder.rollback()
+        with _row_locked(timeout_dsn, ann.id), pytest.raises(QueryTimeoutError):
+            repo.soft_delete(ann.id)
         repo.update(ann.id, {"notes": "mine"})
         conn.commit()
     with connect(timeout_dsn) as other:

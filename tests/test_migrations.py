@@ -24,7 +24,7 @@ from customer_dal.migrations import _ADVISORY_LOCK_KEY, BOOKKEEPING_SCHEMA
 from customer_dal.resources import migrations_directory
 
 from .catalog import catalog_snapshot
-from .shipped import LATEST, NEXT, SHIPPED, states
+from .shipped import LATEST, NEXT, SHIPPED, checkout_up_to, states
 from .threads import run_together
 
 ALL = SHIPPED
@@ -79,11 +79,7 @@ def test_rollback_one_step_undoes_only_the_newest(empty_dsn: str) -> None:
 def test_each_migration_goes_up_down_without_a_trace_and_up_again(
     empty_dsn: str, tmp_path: Path, migration_id: str
 ) -> None:
-    upto = tmp_path / "migrations"
-    upto.mkdir()
-    for earlier in SHIPPED[: SHIPPED.index(migration_id) + 1]:
-        for suffix in (".sql", ".rollback.sql"):
-            shutil.copy(migrations_directory() / f"{earlier}{suffix}", upto)
+    upto = checkout_up_to(tmp_path / "migrations", migration_id)
     assert migrate(empty_dsn, directory=upto)[-1:] == [migration_id]
     assert rollback(empty_dsn, directory=upto) == [migration_id]
     before = catalog_snapshot(empty_dsn)

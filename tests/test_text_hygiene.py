@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ from pydantic import ValidationError
 from customer_dal import CustomerRepository, MigrationError, UserRepository, migrate
 from customer_dal.db import with_database
 from customer_dal.models import MAX_ADDRESS_LENGTH, MAX_NOTES_LENGTH
-from customer_dal.resources import migrations_directory
+
+from .shipped import checkout_up_to
 
 _names = itertools.count()
 
@@ -148,14 +148,15 @@ def test_multi_line_fields_written_by_hand_may_hold_newlines_and_tabs(
     )
 
 
+def _migrate_up_to(dsn: str, tmp_path: Path, last: str) -> None:
+    """Migrate ``dsn`` as a checkout whose newest migration was ``last`` would."""
+    migrate(dsn, directory=checkout_up_to(tmp_path / "migrations", last))
+
+
 def test_the_migration_refuses_rows_that_break_the_rules_and_says_how_to_find_them(
     empty_dsn: str, tmp_path: Path
 ) -> None:
-    before = tmp_path / "migrations"
-    shutil.copytree(migrations_directory(), before)
-    for later in before.glob("000[4-9]_*.sql"):
-        later.unlink()  # the database as it was before text hygiene
-    migrate(empty_dsn, directory=before)
+    _migrate_up_to(empty_dsn, tmp_path, "0003_version_stamp")  # before text hygiene
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO customers (name, phone) VALUES (%s, %s), (%s, %s), (%s, %s)",
@@ -263,11 +264,7 @@ def test_the_database_enforces_the_length_limits_by_hand(
 def test_the_length_migration_refuses_longer_rows_and_says_how_to_find_them(
     empty_dsn: str, tmp_path: Path
 ) -> None:
-    before = tmp_path / "migrations"
-    shutil.copytree(migrations_directory(), before)
-    for later in before.glob("000[7-9]_*.sql"):
-        later.unlink()
-    migrate(empty_dsn, directory=before)
+    _migrate_up_to(empty_dsn, tmp_path, "0006_locale_independent_search")  # before the limits
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO customers (name, phone, notes) VALUES ('Ann', '5551234567', %s)",
