@@ -28,7 +28,7 @@ from .models import (
     check_arguments,
 )
 from .models import phone_digits as digits_of
-from .queries import load_queries
+from .queries import execute, load_queries
 
 __all__ = ["CustomerRepository"]
 
@@ -88,7 +88,7 @@ class CustomerRepository:
         self._cursors = _Cursors(conn)
 
     def _fetch_customer(self, name: str, params: Mapping[str, Any]) -> Customer | None:
-        return self._cursors.customers.execute(self._queries[name].sql, params).fetchone()
+        return execute(self._cursors.customers, self._queries[name], params).fetchone()
 
     def _read_customer(self, name: str, params: Mapping[str, Any]) -> Customer | None:
         return run_call(self._conn, lambda: self._fetch_customer(name, params))
@@ -97,10 +97,10 @@ class CustomerRepository:
         return run_call(self._conn, lambda: self._fetch_customer(name, params), writes=True)
 
     def _fetch_customers(self, name: str, params: Mapping[str, Any]) -> list[Customer]:
-        return self._cursors.customers.execute(self._queries[name].sql, params).fetchall()
+        return execute(self._cursors.customers, self._queries[name], params).fetchall()
 
     def _fetch_value(self, name: str, params: Mapping[str, Any]) -> Any:
-        row = self._cursors.values.execute(self._queries[name].sql, params).fetchone()
+        row = execute(self._cursors.values, self._queries[name], params).fetchone()
         return row[0] if row else None
 
     def create(
@@ -186,7 +186,7 @@ class CustomerRepository:
 
         def tiers() -> list[Customer]:
             found: list[Customer] = []
-            self._conn.execute(self._queries["search_settings"].sql)
+            execute(self._cursors.values, self._queries["search_settings"])
             for tier in self._search_tiers(params):
                 found += tier(wanted - len(found))
                 if len(found) >= wanted:
@@ -211,7 +211,7 @@ class CustomerRepository:
             walked = self._fetch_customers("search_rest_walk", {**params, "limit": limit})
             if len(walked) == limit:
                 return walked  # matches are dense: the walk found them all, in order
-            self._conn.execute(self._queries["pin_bitmap_scans"].sql)
+            execute(self._cursors.values, self._queries["pin_bitmap_scans"])
             return self._fetch_customers("search_rest_bitmap", {**params, "limit": limit})
 
         yield rest

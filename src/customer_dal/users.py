@@ -14,7 +14,7 @@ from psycopg.rows import class_row
 from .calls import run_call
 from .errors import ConstraintViolationError, DuplicateEmailError
 from .models import User, UserCreate, check_arguments
-from .queries import load_queries
+from .queries import execute, load_queries
 
 __all__ = ["UserRepository"]
 
@@ -35,7 +35,7 @@ class UserRepository:
         try:
             created = run_call(
                 self._conn,
-                lambda: cursor.execute(self._queries["create"].sql, user.__dict__).fetchone(),
+                lambda: execute(cursor, self._queries["create"], user.__dict__).fetchone(),
                 writes=True,
             )
         except ConstraintViolationError as exc:
@@ -50,5 +50,5 @@ class UserRepository:
         check_arguments(user_id=user_id)
         cursor = self._conn.cursor(row_factory=_user_row)
         return run_call(
-            self._conn, lambda: cursor.execute(self._queries["get"].sql, {"id": user_id}).fetchone()
+            self._conn, lambda: execute(cursor, self._queries["get"], {"id": user_id}).fetchone()
         )

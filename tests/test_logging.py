@@ -1,0 +1,36 @@
+"""Observability: DEBUG lines name each query with its duration and row count,
+never its parameters; silent unless the application configures logging."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from customer_dal import CustomerRepository, UserRepository
+
+
+def test_each_query_is_logged_by_name_duration_and_rows_without_values(
+    customers: CustomerRepository, users: UserRepository, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="customer_dal"):
+        clerk = users.create("Clerk Kent", "kent@example.com")
+        ann = customers.create({"name": "Ann Secret", "phone": "555-123-4567"}, clerk.id)
+        customers.search("Secret")
+        customers.get(ann.id)
+    lines = [record.getMessage() for record in caplog.records]
+    assert all(record.name == "customer_dal.queries" for record in caplog.records)
+    names = [line.split(":")[0] for line in lines]
+    assert names[:2] == ["create", "create"]
+    assert {"search_settings", "search_prefix", "get"} <= set(names)
+    assert all(re.fullmatch(r"[a-z_]+: \d+\.\d\d ms, -?\d+ rows", line) for line in lines)
+    assert not any(secret in "\n".join(lines) for secret in ("Secret", "555", "kent@"))
+
+
+def test_nothing_is_logged_unless_asked(
+    customers: CustomerRepository, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="customer_dal"):
+        customers.create({"name": "Ann", "phone": "555-123-4567"})
+    assert caplog.records == []
