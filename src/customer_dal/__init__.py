@@ -9,10 +9,21 @@ Everything public is importable from here::
     customers = customer_dal.CustomerRepository(conn)
     ann = customers.create({"name": "Ann Lee", "phone": "(555) 123-4567"})
     customers.search("555 123")             # -> [Customer(name='Ann Lee', ...)]
+
+    with customer_dal.pool(max_size=10) as pool:    # a psycopg_pool.ConnectionPool
+        with pool.connection() as conn:
+            customer_dal.CustomerRepository(conn).get(ann.id)
+
+Behind PgBouncer in transaction mode set ``CUSTOMER_DAL_POOLER=transaction``
+(see :mod:`customer_dal.db`). The library logs to the ``customer_dal`` logger
+(migrations applied and rolled back, at INFO) and is silent unless the
+application configures logging.
 """
 
+import logging
+
 from .customers import CustomerRepository
-from .db import connect, resolve_dsn
+from .db import connect, pool, resolve_dsn
 from .errors import (
     ConfigurationError,
     ConstraintViolationError,
@@ -71,6 +82,11 @@ __all__ = [
     "connect",
     "migrate",
     "migration_status",
+    "pool",
     "resolve_dsn",
     "rollback",
 ]
+
+# A library's loggers stay silent unless the application configures logging:
+# without a handler, Python's last resort would print our warnings on stderr.
+logging.getLogger(__name__).addHandler(logging.NullHandler())

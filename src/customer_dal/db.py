@@ -4,31 +4,51 @@ One rule for the library, the CLI, the Makefile and the tests: an explicit DSN,
 else ``DATABASE_URL``, else the embedded server (see :mod:`customer_dal.embedded`).
 A DSN may be a URL (``postgresql://``, ``postgres://`` or yoyo's
 ``postgresql+psycopg://``) or a libpq ``key=value`` string.
+
+:func:`connect` opens one connection and :func:`pool` a ``psycopg_pool``
+pool; both configure their connections as the repositories need (autocommit,
+a connect timeout) and pass any other psycopg option through.
+
+**Behind a transaction-mode pooler** (PgBouncer's ``pool_mode = transaction``)
+consecutive transactions of one client may run on different server
+connections, and one server connection serves many clients in turn. psycopg
+prepares a statement after its fifth run, under names (``_pg3_0``, ...) that
+are unique per client only: through such a pooler they collide, and a client
+can execute *another client's* statement. ``CUSTOMER_DAL_POOLER=transaction``
+(or ``pooler="transaction"``) turns preparing off (``prepare_threshold=None``)
+on every connection the library opens, and makes migrations refuse to run (see
+:mod:`customer_dal.migrations`). ``none`` and ``session`` (a session-mode
+pooler keeps a client on one server connection) change nothing.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
+import inspect
 import os
 import re
 import sys
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote, unquote, urlencode
 
 import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
 from .embedded import data_directory, embedded_dsn
 from .errors import ConfigurationError, DatabaseUnavailableError
 
 __all__ = [
+    "Pool",
     "configured_dsn",
     "connect",
     "describe",
     "describe_target",
     "error_summary",
+    "pool",
+    "pooler_mode",
     "resolve_dsn",
     "split_password",
     "with_database",
@@ -36,6 +56,10 @@ __all__ = [
 ]
 
 DATABASE_URL_ENV = "DATABASE_URL"
+POOLER_ENV = "CUSTOMER_DAL_POOLER"
+# What sits between the library and PostgreSQL. Only a transaction-mode pooler
+# changes anything: a session-mode one keeps a client on one server connection.
+POOLER_MODES = ("none", "session", "transaction")
 # A server that does not answer should fail in seconds, not hang a deploy.
 _DEFAULT_CONNECT_TIMEOUT = 10
 _SCHEME_ALIASES = ("postgresql+psycopg://", "postgres+psycopg://")
@@ -50,6 +74,20 @@ _PASSWORD_PATTERNS = (
     re.compile(r"\bpassword\s*=\s*('(?:\\.|[^'\\])*'?|\S+)"),
 )
 _QUOTED = re.compile(r'"[^"]*"')
+# psycopg.connect()'s own keywords; every other option is a libpq connection
+# parameter (application_name, options, connect_timeout, sslmode, ...).
+_DRIVER_OPTIONS = frozenset(
+    name
+    for name, parameter in inspect.signature(psycopg.Connection.connect).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+)
+# ConnectionPool's own keywords (min_size, max_size, timeout, name, ...). The
+# connection string, the connections' keywords and opening are ours to set.
+_POOL_OPTIONS = frozenset(
+    name
+    for name in inspect.signature(ConnectionPool.__init__).parameters
+    if name not in {"self", "conninfo", "kwargs", "open"}
+)
 
 
 def resolve_dsn(dsn: str | None = None) -> str:
@@ -195,19 +233,158 @@ def yoyo_url(dsn: str) -> str:
     return f"postgresql+psycopg://{credentials}/{dbname}{query}"
 
 
-def connect(dsn: str | None = None) -> psycopg.Connection[Any]:
+def pooler_mode(pooler: str | None = None) -> str:
+    """The pooler in front of the server: ``pooler``, else ``$CUSTOMER_DAL_POOLER``, else none.
+
+    A value outside :data:`POOLER_MODES` is an error, an empty one included: a
+    deploy that meant ``transaction`` must not quietly run without it.
+    """
+    given = pooler if pooler is not None else os.environ.get(POOLER_ENV, "none")
+    mode = given.strip().lower()
+    if mode not in POOLER_MODES:
+        source = "pooler" if pooler is not None else POOLER_ENV
+        raise ConfigurationError(
+            f"{source} must be one of {', '.join(POOLER_MODES)}, not {given!r}"
+        )
+    return mode
+
+
+def connection_settings(
+    dsn: str, pooler: str | None, options: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The connection string and psycopg keywords for a connection to ``dsn``.
+
+    ``options`` are psycopg's keywords (``prepare_threshold``, ``autocommit``, ...)
+    or libpq parameters (``application_name``, ``options``, ...), which win over
+    the DSN's. Connections are autocommit and time out connecting after
+    :data:`_DEFAULT_CONNECT_TIMEOUT` seconds unless told otherwise; behind a
+    transaction-mode pooler they never prepare statements.
+    """
+    keywords = {name: value for name, value in options.items() if name in _DRIVER_OPTIONS}
+    parameters = {name: value for name, value in options.items() if name not in _DRIVER_OPTIONS}
+    keywords.setdefault("autocommit", True)
+    if pooler_mode(pooler) == "transaction":
+        _never_prepare(keywords)
+    return _conninfo(dsn, parameters), keywords
+
+
+def _never_prepare(keywords: dict[str, Any]) -> None:
+    """Turn psycopg's prepared statements off; refuse a caller who asked for them."""
+    threshold = keywords.setdefault("prepare_threshold", None)
+    if threshold is not None:
+        raise ConfigurationError(
+            f"prepare_threshold={threshold!r} is unsafe behind a transaction-mode pooler: "
+            "its server connections are shared, and so would be the prepared statements; "
+            "leave prepare_threshold unset"
+        )
+
+
+def _conninfo(dsn: str, parameters: dict[str, Any]) -> str:
+    params = {**_parse(dsn), **parameters}
+    params.setdefault("connect_timeout", _DEFAULT_CONNECT_TIMEOUT)
+    try:
+        return make_conninfo(**params)
+    except psycopg.ProgrammingError as exc:  # an unknown option: it names the option only
+        raise ConfigurationError(error_summary(exc)) from exc
+
+
+def connect(
+    dsn: str | None = None, *, pooler: str | None = None, **options: Any
+) -> psycopg.Connection[Any]:
     """Open an autocommit connection; each repository call is then its own transaction.
 
     Wrap calls in ``with conn.transaction():`` to make several of them atomic.
+    ``options`` go to psycopg (``prepare_threshold``, ``application_name``,
+    ``options``, ...); ``pooler`` overrides ``$CUSTOMER_DAL_POOLER`` (see the
+    module docstring).
     """
     resolved = resolve_dsn(dsn)
-    params = _parse(resolved)
-    params.setdefault("connect_timeout", _DEFAULT_CONNECT_TIMEOUT)
+    conninfo, keywords = connection_settings(resolved, pooler, options)
     try:
-        return psycopg.connect(make_conninfo(**params), autocommit=True)
+        return psycopg.connect(conninfo, **keywords)
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailableError(
             f"cannot connect to {describe(resolved)}: {error_summary(exc)}"
+        ) from exc
+
+
+def pool(dsn: str | None = None, *, pooler: str | None = None, **options: Any) -> Pool:
+    """Open a connection pool whose connections are configured as :func:`connect`'s.
+
+    ``options`` that ``psycopg_pool.ConnectionPool`` takes (``min_size``,
+    ``max_size``, ``timeout``, ``name``, ``max_idle``, ``check``, ...) configure
+    the pool; the rest go to its connections, as for :func:`connect`. Returns
+    once ``min_size`` connections are open; a server that gives none within the
+    pool's ``timeout`` raises :class:`DatabaseUnavailableError` with the reason,
+    and so does every later ``getconn()`` or ``connection()`` that waits for a
+    connection longer than ``timeout`` (see :class:`Pool`). Use it as a context
+    manager, or call ``close()``, to stop its threads and connections.
+    """
+    resolved = resolve_dsn(dsn)
+    pool_options = {name: value for name, value in options.items() if name in _POOL_OPTIONS}
+    others = {name: value for name, value in options.items() if name not in _POOL_OPTIONS}
+    conninfo, keywords = connection_settings(resolved, pooler, others)
+    opened = Pool(conninfo, kwargs=keywords, open=False, **pool_options)
+    opened.target = describe(resolved)
+    opened.open(wait=True, timeout=opened.timeout)
+    return opened
+
+
+class Pool(ConnectionPool[psycopg.Connection[Any]]):
+    """psycopg's pool, whose failures to hand out a connection are the library's.
+
+    ``psycopg_pool.PoolTimeout`` (no connection within the timeout) and
+    ``TooManyRequests`` (``max_waiting`` clients already queued) become
+    :class:`DatabaseUnavailableError`: with the server's reason when the pool's
+    latest attempt to connect failed, else saying that every connection was in use.
+    """
+
+    target = "the database"  # user@host:port/dbname, set by pool()
+    # How the pool's latest attempt to connect (made in its own threads) ended:
+    # None when it worked, or none was made yet.
+    _connect_error: psycopg.Error | None = None
+
+    def _connect(self, timeout: float | None = None) -> psycopg.Connection[Any]:
+        # psycopg_pool's one place that opens connections. Were it renamed, the
+        # messages would lose the server's reason, and nothing else.
+        try:
+            connection = super()._connect(timeout)
+        except psycopg.Error as exc:
+            self._connect_error = exc
+            raise
+        self._connect_error = None
+        return connection
+
+    def wait(self, timeout: float = 30.0) -> None:
+        try:
+            super().wait(timeout)
+        except PoolTimeout as exc:
+            self._unavailable(exc, timeout)
+
+    def getconn(self, timeout: float | None = None) -> psycopg.Connection[Any]:
+        try:
+            return super().getconn(timeout)
+        except PoolTimeout as exc:
+            self._unavailable(exc, self.timeout if timeout is None else timeout)
+        except TooManyRequests as exc:
+            raise DatabaseUnavailableError(
+                f"no connection to {self.target}: pool {self.name!r} already has "
+                f"{self.max_waiting} clients waiting (max_waiting)"
+            ) from exc
+
+    def _unavailable(self, exc: PoolTimeout, waited: float) -> NoReturn:
+        """Raise the library's error for a wait of ``waited`` seconds that timed out."""
+        failed = self._connect_error
+        if failed is not None:
+            raise DatabaseUnavailableError(
+                f"cannot connect to {self.target}: {error_summary(failed)} "
+                f"(pool {self.name!r} waited {waited:g} s)"
+            ) from failed  # the server's reason; the pool's timeout is the __context__
+        # Also a server slower to answer than the wait (connect_timeout is longer).
+        raise DatabaseUnavailableError(
+            f"no connection to {self.target} within {waited:g} s: all {self.max_size} "
+            f"connections of pool {self.name!r} are in use (return them sooner or raise "
+            "max_size), or the server is slow to accept more"
         ) from exc
 
 
