@@ -4,9 +4,12 @@ failure modes a deploy must survive."""
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -306,3 +309,103 @@ def test_a_killed_run_leaves_no_lock(empty_dsn: str) -> None:
         assert holder.stdout.readline().strip() == "locked"
         holder.kill()
     assert migrate(empty_dsn, lock_timeout=10) == ALL
+
+
+def test_each_migration_applied_or_rolled_back_is_logged_with_its_duration(
+    empty_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="customer_dal"):
+        migrate(empty_dsn)
+        rollback(empty_dsn, steps=2)
+    lines = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
+    expected = [f"applied {m}" for m in ALL] + [f"rolled back {m}" for m in ALL[:-3:-1]]
+    assert [(name, level) for name, level, _ in lines] == [
+        ("customer_dal.migrations", logging.INFO)
+    ] * len(expected)
+    for (_, _, message), start in zip(lines, expected, strict=True):
+        assert re.fullmatch(rf"{start} in \d+\.\d{{3}} s", message), message
+
+
+def test_the_library_logs_nothing_unless_the_application_configures_logging(
+    empty_dsn: str,
+) -> None:
+    """Without a handler of ours, Python's last resort would print warnings on stderr."""
+    code = (
+        "import logging, sys, customer_dal\n"
+        "customer_dal.migrate(sys.argv[1])\n"
+        "logging.getLogger('customer_dal.migrations').warning('not for stderr')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, empty_dsn],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+REFUSAL = (
+    "migrations need a session of their own: run them against the server directly, "
+    "not through a transaction-mode pooler (CUSTOMER_DAL_POOLER=transaction)"
+)
+
+
+def test_migrations_refuse_a_transaction_pooler_before_connecting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server here is unreachable: the refusal comes first, whatever the database."""
+    nowhere = "postgresql://ann@127.0.0.1:1/shop"
+    for run in (migrate, rollback):
+        with pytest.raises(MigrationError) as caught:
+            run(nowhere, pooler="transaction")
+        assert str(caught.value) == REFUSAL
+    monkeypatch.setenv("CUSTOMER_DAL_POOLER", "transaction")
+    for run in (migrate, rollback):
+        with pytest.raises(MigrationError) as caught:
+            run(nowhere)
+        assert str(caught.value) == REFUSAL
+
+
+def test_a_declared_session_pooler_or_none_lets_migrations_run(
+    empty_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUSTOMER_DAL_POOLER", "transaction")
+    assert migrate(empty_dsn, pooler="session") == ALL  # the argument wins
+    assert rollback(empty_dsn, pooler="none") == [LATEST]
+    # Status takes no lock and sets nothing: it runs whatever the pooler.
+    assert migration_status(empty_dsn) == [
+        *states("applied", SHIPPED[:-1]),
+        MigrationState(LATEST, "pending"),
+    ]
+
+
+def _other_sessions(dsn: str) -> int:
+    """Sessions on ``dsn``'s database besides the asking one, once exiting ones are gone."""
+    deadline = time.monotonic() + 10
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        while True:
+            [(count,)] = connection.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+            if count == 0 or time.monotonic() > deadline:
+                return int(count)
+            time.sleep(0.01)
+
+
+def test_a_run_leaves_no_session_behind_so_no_lock_or_search_path_survives(
+    empty_dsn: str, own_migrations: Path
+) -> None:
+    """The lock and yoyo's search_path live on connections the run closes, even when it fails."""
+    migrate(empty_dsn)
+    assert _other_sessions(empty_dsn) == 0
+    (own_migrations / f"{NEXT}_broken.sql").write_text(f"-- depends: {LATEST}\nSELECT 1/0;\n")
+    (own_migrations / f"{NEXT}_broken.rollback.sql").write_text("SELECT 1;\n")
+    with pytest.raises(MigrationError, match="failed, nothing was changed"):
+        migrate(empty_dsn, directory=own_migrations)
+    assert _other_sessions(empty_dsn) == 0
+    assert rollback(empty_dsn) == [LATEST]
+    assert _other_sessions(empty_dsn) == 0
+    with psycopg.connect(empty_dsn) as fresh:
+        assert fresh.execute("SHOW search_path").fetchone() == ('"$user", public',)

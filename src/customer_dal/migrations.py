@@ -25,11 +25,32 @@ This module closes the gaps yoyo leaves open for a deploy tool:
   live in the ``customer_dal_migrations`` schema; migrations run with the
   connection's own search_path.
 * **Reversible or nothing.** A migration without a rollback file is an error.
+* **A session of their own.** migrate and rollback hold a session-level
+  advisory lock, and yoyo points its session's search_path at the bookkeeping
+  schema, for the whole run; both end when their connections close (a killed
+  run's too). Behind a transaction-mode pooler (PgBouncer's
+  ``pool_mode = transaction``) a session is no such thing: the lock and the
+  search_path would stay on a pooled server connection, holding off every later
+  run and sending other clients' queries to the wrong schema. So with
+  ``CUSTOMER_DAL_POOLER=transaction`` (or ``pooler="transaction"``) they refuse
+  with one :class:`MigrationError` before connecting: run them against the
+  server directly. Without the setting they refuse too, before taking the lock,
+  when the connection shows a pooler in between (its backend pid, which a pooler
+  makes up, is not the server's), unless the setting says ``session``.
+  Transaction-scoped locks and settings could make them pooler-safe, but yoyo
+  runs its own statements outside our transactions with the session's
+  search_path, and a deploy tool can always reach the server: refusing is the
+  change that cannot go subtly wrong. :func:`migration_status` only reads, with
+  no lock and no setting, and works through any pooler.
+* **Logged.** Each migration applied or rolled back is an INFO line, with its
+  duration, on the ``customer_dal.migrations`` logger.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -43,7 +64,7 @@ from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import parse_uri
 from yoyo.exceptions import BadMigration
 
-from .db import connect, describe, error_summary, resolve_dsn, yoyo_url
+from .db import POOLER_ENV, connect, describe, error_summary, pooler_mode, resolve_dsn, yoyo_url
 from .errors import MigrationError, MigrationLockedError, translate
 from .resources import migrations_directory
 
@@ -53,6 +74,8 @@ BOOKKEEPING_SCHEMA = "customer_dal_migrations"
 # Any constant works, as long as every customer_dal process uses the same one.
 _ADVISORY_LOCK_KEY = 0x637573745F64616C  # "cust_dal"
 DEFAULT_LOCK_TIMEOUT = 60.0
+
+_log = logging.getLogger(__name__)
 
 State = Literal["applied", "pending", "edited", "unknown"]
 
@@ -73,6 +96,7 @@ def migrate(
     *,
     directory: Path | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    pooler: str | None = None,
 ) -> list[str]:
     """Apply every pending migration, oldest first; return their ids.
 
@@ -80,10 +104,12 @@ def migrate(
     its own transaction: when one fails, the ones before it stay applied and it
     leaves no trace. Raises :class:`MigrationError`, before applying anything,
     when an applied migration's file was edited or the database records a
-    migration this checkout does not know.
+    migration this checkout does not know, and before connecting when
+    ``pooler`` (else ``$CUSTOMER_DAL_POOLER``) is ``transaction``.
     """
+    _refuse_transaction_pooler(pooler)
     migrations = _read(directory)
-    with _locked_backend(dsn, lock_timeout) as backend:
+    with _locked_backend(dsn, lock_timeout, pooler) as backend:
         _refuse_drift(migrations, _recorded(backend.connection))
         pending = backend.to_apply(migrations)
         for migration in pending:
@@ -97,17 +123,20 @@ def rollback(
     *,
     directory: Path | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    pooler: str | None = None,
 ) -> list[str]:
     """Roll back the newest ``steps`` applied migrations; return their ids, newest first.
 
     Migrations that depend on a rolled-back one come first in yoyo's reversed
     dependency order, so they are always included. With nothing applied this
-    returns ``[]``. Refuses, as :func:`migrate` does, an edited or unknown migration.
+    returns ``[]``. Refuses, as :func:`migrate` does, an edited or unknown migration
+    and a transaction-mode pooler.
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, not {steps}")
+    _refuse_transaction_pooler(pooler)
     migrations = _read(directory)
-    with _locked_backend(dsn, lock_timeout) as backend:
+    with _locked_backend(dsn, lock_timeout, pooler) as backend:
         _refuse_drift(migrations, _recorded(backend.connection))
         newest_first = list(backend.to_rollback(migrations))[:steps]
         for migration in newest_first:
@@ -116,7 +145,7 @@ def rollback(
 
 
 def migration_status(
-    dsn: str | None = None, *, directory: Path | None = None
+    dsn: str | None = None, *, directory: Path | None = None, pooler: str | None = None
 ) -> list[MigrationState]:
     """Every migration file, oldest first, as applied, pending or edited since applied;
     then each migration the database records that no file here describes, as unknown.
@@ -124,11 +153,21 @@ def migration_status(
     Read-only: plain SELECTs on one connection, no DDL and no lock (see the module
     docstring). While a migration run is under way it shows what that run has
     committed so far. A never-migrated database has every migration pending.
+    It needs no session of its own, so it works through a transaction-mode pooler.
     """
     migrations = _read(directory)
-    with connect(dsn) as connection:
+    with connect(dsn, pooler=pooler) as connection:
         recorded = _recorded(connection)
     return _states(migrations, recorded)
+
+
+def _refuse_transaction_pooler(pooler: str | None) -> None:
+    """Refuse to run where the lock and search_path would outlive the run (see above)."""
+    if pooler_mode(pooler) == "transaction":
+        raise MigrationError(
+            "migrations need a session of their own: run them against the server directly, "
+            f"not through a transaction-mode pooler ({POOLER_ENV}=transaction)"
+        )
 
 
 def _read(directory: Path | None) -> Any:
@@ -216,11 +255,18 @@ def _set_local_search_path(backend: _Backend, search_path: str) -> None:
 
 
 @contextmanager
-def _locked_backend(dsn: str | None, lock_timeout: float) -> Iterator[_Backend]:
-    """A yoyo backend, opened while this process holds the migration lock."""
+def _locked_backend(
+    dsn: str | None, lock_timeout: float, pooler: str | None = None
+) -> Iterator[_Backend]:
+    """A yoyo backend, opened while this process holds the migration lock.
+
+    Both connections are closed on the way out, which ends the lock and the
+    backend's session-level search_path with them (see the module docstring).
+    """
     resolved = resolve_dsn(dsn)
-    with connect(resolved) as lock_connection, ExitStack() as cleanup:
+    with connect(resolved, pooler=pooler) as lock_connection, ExitStack() as cleanup:
         try:
+            _refuse_undeclared_pooler(lock_connection, resolved, pooler)
             _acquire_lock(lock_connection, resolved, lock_timeout)
             _create_bookkeeping(lock_connection)
             backend = _Backend(parse_uri(yoyo_url(resolved)), "_yoyo_migration")
@@ -230,6 +276,28 @@ def _locked_backend(dsn: str | None, lock_timeout: float) -> Iterator[_Backend]:
             raise translate(exc, lock_connection) from exc
         yield backend
     # Closing lock_connection releases the advisory lock; so does a killed process.
+
+
+def _refuse_undeclared_pooler(
+    connection: psycopg.Connection[Any], dsn: str, pooler: str | None
+) -> None:
+    """Refuse a pooler nobody declared, before any session state is made.
+
+    A pooler hands the client a backend pid of its own making (it cannot give
+    out the pid of a server connection it shares), so a mismatch with the
+    server's own ``pg_backend_pid()`` means one sits in between. A plain TCP
+    proxy passes the server's through and is not taken for one.
+    """
+    if pooler_mode(pooler) == "session":
+        return  # declared: each client keeps one server session, as migrations need
+    [(server_pid,)] = connection.execute("SELECT pg_backend_pid()").fetchall()
+    if server_pid != connection.info.backend_pid:
+        raise MigrationError(
+            f"{describe(dsn)} is reached through a connection pooler (the server's backend "
+            "pid is not the one the connection was given), and migrations need a session of "
+            "their own: run them against the server directly, or set "
+            f"{POOLER_ENV}=session if the pooler keeps each client on one server connection"
+        )
 
 
 def _create_bookkeeping(connection: psycopg.Connection[Any]) -> None:
@@ -317,7 +385,8 @@ def _refuse_drift(migrations: Any, recorded: dict[str, str | None]) -> None:
 
 
 def _run(backend: _Backend, migration: Any, direction: Literal["apply", "rollback"]) -> None:
-    """Run one migration and its bookkeeping in a single transaction."""
+    """Run one migration and its bookkeeping in a single transaction; log it when done."""
+    started = time.perf_counter()
     try:
         with backend.transaction():
             _set_local_search_path(backend, backend.app_search_path)
@@ -340,3 +409,9 @@ def _run(backend: _Backend, migration: Any, direction: Literal["apply", "rollbac
         raise MigrationError(
             f"{verb} {Path(migration.path).name} failed, nothing was changed: {error_summary(exc)}"
         ) from exc
+    _log.info(
+        "%s %s in %.3f s",
+        "applied" if direction == "apply" else "rolled back",
+        migration.id,
+        time.perf_counter() - started,
+    )
