@@ -2,9 +2,10 @@
 --
 -- Rows are validated in Python (the rules of CustomerCreate) and streamed with
 -- COPY straight into customers. When a row is refused, the batch is rolled
--- back and checked instead: streamed into a temporary staging table, checked
--- there for phones that repeat inside the batch or belong to an active
--- customer, and only then inserted into customers with one INSERT ... SELECT.
+-- back and checked instead: streamed into a temporary staging table (refused
+-- rows too, with their reason), checked there for phones that repeat inside
+-- the batch or belong to an active customer, reported in line order, and only
+-- then inserted into customers with one INSERT ... SELECT.
 -- Each pass is one transaction: a batch is written whole or not at all.
 
 
@@ -17,33 +18,48 @@ FROM STDIN;
 
 
 -- name: create_staging
--- The batch as validated rows; line is the row's line in the source file.
+-- The batch; line is the row's line in the source file. A row that passed
+-- validation has its validated values; a refused one only says why (refused)
+-- and what it held (given), so its is_active is NULL and the phone checks,
+-- which look at active rows, pass it by.
 CREATE TEMPORARY TABLE customer_import (
     line             bigint PRIMARY KEY,
-    name             text NOT NULL,
-    phone            text NOT NULL,
+    name             text,
+    phone            text,
     phone_secondary  text,
     email            text,
     address          text,
     notes            text,
-    is_active        boolean NOT NULL,
+    is_active        boolean,
+    refused          text,
+    given            json,
     phone_digits     text GENERATED ALWAYS AS (regexp_replace(phone, '[^0-9]', '', 'g')) STORED
 ) ON COMMIT DROP;
 
 
 -- name: create_rejects
--- Lines the database-side checks refuse: kind says why, ref says who else.
+-- Every refused line: kind says why (refused by validation, or which phone
+-- check), ref says who else (the earlier line, the customer holding the phone).
 CREATE TEMPORARY TABLE customer_import_reject (
     line  bigint PRIMARY KEY,
     kind  text NOT NULL,
-    ref   bigint NOT NULL
+    ref   bigint
 ) ON COMMIT DROP;
 
 
 -- name: copy_staging
--- Stream validated rows into the staging table.
-COPY customer_import (line, name, phone, phone_secondary, email, address, notes, is_active)
+-- Stream the rows into the staging table, refused ones included.
+COPY customer_import (line, name, phone, phone_secondary, email, address, notes, is_active,
+                      refused, given)
 FROM STDIN;
+
+
+-- name: find_refused_rows
+-- The rows validation refused, among the rejects, so all come out in line order.
+INSERT INTO customer_import_reject (line, kind, ref)
+SELECT line, 'refused', NULL
+FROM customer_import
+WHERE refused IS NOT NULL;
 
 
 -- name: find_repeated_phones
@@ -75,8 +91,8 @@ ON CONFLICT (line) DO NOTHING;
 
 -- name: rejected_rows
 -- The refused rows with their reasons, in file order.
-SELECT r.line, r.kind, r.ref, i.name, i.phone, i.phone_secondary, i.email, i.address,
-       i.notes, i.is_active
+SELECT r.line, r.kind, r.ref, i.refused, i.given, i.name, i.phone, i.phone_secondary, i.email,
+       i.address, i.notes, i.is_active
 FROM customer_import_reject AS r
 JOIN customer_import AS i ON i.line = r.line
 ORDER BY r.line;
@@ -103,20 +119,10 @@ ORDER BY line;
 DROP TABLE customer_import, customer_import_reject;
 
 
--- name: copy_export
--- Every customer as CSV, oldest first (the columns import reads).
-COPY (
-    SELECT name, phone, phone_secondary, email, address, notes, is_active
-    FROM customers
-    ORDER BY id
-) TO STDOUT WITH (FORMAT csv, HEADER true);
-
-
--- name: copy_export_active
--- Active customers only, as CSV, oldest first.
-COPY (
-    SELECT name, phone, phone_secondary, email, address, notes, is_active
-    FROM customers
-    WHERE is_active
-    ORDER BY id
-) TO STDOUT WITH (FORMAT csv, HEADER true);
+-- name: export_customers
+-- Customers as export writes them, oldest first, in the columns import reads;
+-- with active_only, the active ones only.
+SELECT name, phone, phone_secondary, email, address, notes, is_active
+FROM customers
+WHERE is_active OR NOT %(active_only)s
+ORDER BY id;

@@ -87,10 +87,10 @@ def test_import_is_all_or_nothing_and_lists_every_bad_row(
     )
     code, out, err = run(capsys, dsn, "import", str(path))
     assert (code, out) == (1, "")
-    assert err.splitlines() == [
-        "in.csv, line 3: name: String should have at least 1 character",
-        "in.csv, line 5: email: Value error, An email address must have an @-sign.",
+    assert err.splitlines() == [  # in line order, whichever check refused the row
+        "in.csv, line 3: name is required",
         "in.csv, line 4: phone '555 000 0001' repeats the phone of line 2",
+        "in.csv, line 5: email 'not-an-email' is not valid: An email address must have an @-sign.",
         "customer-dal: error: 3 rows were refused, so nothing was imported",
     ]
     assert _count(conn) == 0
@@ -100,16 +100,20 @@ def test_skip_invalid_writes_good_rows_and_a_rejects_file(
     tmp_path: Path, dsn: str, conn: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write(tmp_path, HEADER + "Ann,555-000-0001,,,,\nBad,12,,,,\nCleo,5550000001,,,,\n")
-    code, out, _ = run(capsys, dsn, "import", str(path), "--skip-invalid")
+    code, out, err = run(capsys, dsn, "import", str(path), "--skip-invalid")
     rejects = tmp_path / "in.rejects.csv"
     assert (code, out) == (
         0,
         f"imported 1 customers from in.csv\nrefused 2 rows: see {rejects}\n",
     )
+    assert err.splitlines() == [
+        "in.csv, line 3: phone '12' has 2 digits; at least 7 are needed",
+        "in.csv, line 4: phone '5550000001' repeats the phone of line 2",
+    ]
     assert rejects.read_text().splitlines() == [
-        "line,name,phone,phone_secondary,email,address,notes,is_active,reason",
-        '3,Bad,12,,,,,,"phone: Value error, a phone number needs at least 7 digits"',
-        "4,Cleo,5550000001,,,,,True,phone '5550000001' repeats the phone of line 2",
+        "line,reason,name,phone,phone_secondary,email,address,notes",
+        "3,phone '12' has 2 digits; at least 7 are needed,Bad,12,,,,",
+        "4,phone '5550000001' repeats the phone of line 2,Cleo,5550000001,,,,",
     ]
     assert _count(conn) == 1
 
@@ -122,7 +126,7 @@ _GOOD_ROWS = HEADER + "".join(f"Good {i},555-100-{i:04d},,,,\n" for i in range(5
     [
         (_GOOD_ROWS.encode() + "Jos\xe9,555-000-0001,,,,\n".encode("latin-1"), "is not UTF-8"),
         (_GOOD_ROWS + 'Ann,"555-000-0001,,,,\n', "line 52: unexpected end of data"),
-        (_GOOD_ROWS + "Ann," + "5" * 10_000_000 + ",,,,\n", "line 52: field larger than"),
+        (_GOOD_ROWS + "Ann," + "5" * 10_000_000 + ",,,,\n", "line 52: the record runs past"),
         ("name,email\nAnn,ann@example.com\n", "the header lacks the required column(s) phone"),
         ("", "the header lacks the required column(s) name, phone"),
     ],
@@ -150,7 +154,7 @@ def test_a_nul_byte_refuses_its_row(
     path = write(tmp_path, HEADER + "Ann,555-000-0001,,,,\nB\x00b,555-000-0002,,,,\n")
     code, _, err = run(capsys, dsn, "import", str(path))
     assert code == 1
-    assert "in.csv, line 3: name: Value error, must not contain control character U+0000" in err
+    assert "in.csv, line 3: name must not contain control character U+0000 (at character 2)" in err
     assert _count(conn) == 0
 
 
@@ -208,7 +212,7 @@ def test_an_unwritable_rejects_file_is_refused_before_importing(
     assert (code, err) == (
         1,
         f"customer-dal: error: cannot write the rejects file {tmp_path / 'in.rejects.csv'}: "
-        "is a directory\n",
+        "it is a directory\n",
     )
     assert _count(conn) == 0
 
@@ -224,11 +228,12 @@ def test_a_million_rows_with_one_phone_are_refused_whole(
     code, _, err = run(capsys, dsn, "import", str(tmp_path / "in.csv"))
     lines = err.splitlines()
     assert code == 1
-    assert len(lines) == rows
     assert lines[0] == "in.csv, line 3: phone '555-000-0001' repeats the phone of line 2"
-    assert lines[-1] == (
-        f"customer-dal: error: {rows - 1} rows were refused, so nothing was imported"
-    )
+    assert lines[49] == "in.csv, line 52: phone '555-000-0001' repeats the phone of line 2"
+    assert lines[50:] == [  # 50 reasons, then a count: a terminal's worth, not a million lines
+        "... and 999,949 more",
+        "customer-dal: error: 999,999 rows were refused, so nothing was imported",
+    ]
     assert _count(conn) == 0
 
 
@@ -362,7 +367,7 @@ def test_progress_shows_on_a_terminal_only() -> None:
     progress(10_000)
     progress.finish()
     assert terminal.getvalue().startswith("\rimporting x.csv: 10,000 rows, ")
-    assert terminal.getvalue().endswith(" rows/s \n")
+    assert terminal.getvalue().endswith(" rows/s\n")
 
     piped = io.StringIO()
     quiet = Progress("importing x.csv", piped)

@@ -3,12 +3,13 @@ and inserted by the database in one transaction.
 
 The same path serves ``customer-dal import`` (rows from a CSV file) and
 ``customer-dal seed`` (generated rows). Memory stays flat whatever the batch
-size: rows stream through, and the rows refused by the database-side checks
-are streamed back out of a temporary table.
+size: rows stream through, and the refused rows are streamed back out of a
+temporary table, sorted by line, with reasons a person can act on.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -17,9 +18,10 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.pq import TransactionStatus
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from .errors import ConstraintViolationError, DataAccessError, UnknownUserError, translate
-from .models import CustomerCreate
+from .models import MIN_PHONE_DIGITS, CustomerCreate, phone_digits
 from .queries import load_queries
 
 __all__ = [
@@ -36,11 +38,21 @@ T = TypeVar("T")
 _PROGRESS_EVERY = 10_000
 _TRUE = {"true", "t", "yes", "y", "1", ""}
 _FALSE = {"false", "f", "no", "n", "0"}
+_FIELDS = frozenset(CustomerCreate.model_fields)
+_PHONES = ("phone", "phone_secondary")
+# pydantic's error types that, for empty input, mean the value is simply missing.
+_EMPTY_MEANS_REQUIRED = {"string_type", "string_too_short", "value_error"}
+# The models' own words for a control character (models._refuse): already a sentence.
+_CONTROL_CHARACTER = "must not contain control character"
 
 
 @dataclass(frozen=True)
 class Rejection:
-    """A row that was refused: where it was, why, and what it held."""
+    """A row that was refused: where it was, why, and what it held.
+
+    ``values`` is the row as the source gave it when validation refused it,
+    and as validated (trimmed, normal form C) when a phone check refused it.
+    """
 
     line: int
     reason: str
@@ -61,7 +73,7 @@ class ImportRejectedError(DataAccessError):
     def __init__(self, rejected: int) -> None:
         self.rejected = rejected
         rows = "row was" if rejected == 1 else "rows were"
-        super().__init__(f"{rejected} {rows} refused, so nothing was imported")
+        super().__init__(f"{rejected:,} {rows} refused, so nothing was imported")
 
 
 class CommitInterrupted(KeyboardInterrupt):
@@ -78,14 +90,52 @@ class CommitInterrupted(KeyboardInterrupt):
 
 
 def explain_validation_error(error: ValidationError) -> str:
-    """``field: message`` for each problem pydantic found, in one line."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in problem['loc']) or 'row'}: {problem['msg']}"
-        for problem in error.errors()
-    )
+    """Each problem pydantic found, as a person would put it, in one line:
+    ``name is required; phone '12-34' has 4 digits; at least 7 are needed``."""
+    return "; ".join(_explain(problem) for problem in error.errors())
 
 
-def _parse_active(value: Any) -> bool:
+def _explain(problem: ErrorDetails) -> str:
+    """One problem, named by its field, in plain words where pydantic's are jargon."""
+    field = ".".join(str(part) for part in problem["loc"]) or "the row"
+    kind = problem["type"]
+    value = problem.get("input")
+    context = problem.get("ctx") or {}
+    if kind == "missing" or (kind in _EMPTY_MEANS_REQUIRED and _is_empty(value)):
+        return f"{field} is required"
+    if kind == "string_too_long":
+        return f"{field} is longer than {context['max_length']:,} characters"
+    if kind == "less_than_equal":
+        return f"{field} must be at most {context['le']}"
+    if kind == "greater_than_equal":
+        return f"{field} must be at least {context['ge']}"
+    if kind == "value_error":
+        return _explain_value_error(field, value, str(context["error"]))
+    return f"{field}: {problem['msg']}"
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _explain_value_error(field: str, value: Any, message: str) -> str:
+    """Our validators' refusals: a phone's digits, an e-mail's shape, a control character."""
+    if message.startswith(_CONTROL_CHARACTER):
+        return f"{field} {message}"
+    if field in _PHONES and isinstance(value, str):
+        digits = len(phone_digits(value))
+        return (
+            f"{field} {value!r} has {digits} digit{'' if digits == 1 else 's'}; "
+            f"at least {MIN_PHONE_DIGITS} are needed"
+        )
+    if field == "email":
+        return f"{field} {value!r} is not valid: {message}"
+    return f"{field} {message}"
+
+
+def _parse_active(value: Any) -> bool | None:
+    """``is_active`` as written in a file (``true``, ``no``, blank for true, ...); None
+    when it is neither."""
     if isinstance(value, bool):
         return value
     text = str(value if value is not None else "").strip().lower()
@@ -93,17 +143,23 @@ def _parse_active(value: Any) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise ValueError(f"is_active: expected true or false, got {value!r}")
+    return None
 
 
 def _validated(values: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The row as COPY wants it; raises ValueError with a reason for a bad row."""
-    active = _parse_active(values.get("is_active"))
-    fields = {key: value for key, value in values.items() if key in CustomerCreate.model_fields}
+    """The row as COPY wants it; raises ValueError giving every reason for a bad row."""
+    reasons = []
     try:
-        customer = CustomerCreate.model_validate(fields)
+        customer = CustomerCreate.model_validate(
+            {key: value for key, value in values.items() if key in _FIELDS}
+        )
     except ValidationError as exc:
-        raise ValueError(explain_validation_error(exc)) from None
+        reasons.append(explain_validation_error(exc))
+    active = _parse_active(values.get("is_active"))
+    if active is None:
+        reasons.append(f"is_active must be true or false, not {values.get('is_active')!r}")
+    if reasons:
+        raise ValueError("; ".join(reasons))
     return (
         customer.name,
         customer.phone,
@@ -135,6 +191,7 @@ def bulk_import(
     skip_invalid: bool = False,
     on_reject: Callable[[Rejection], None] = lambda rejection: None,
     on_progress: Callable[[int], None] = lambda rows_read: None,
+    on_phase: Callable[[str], None] = lambda what: None,
     created_by_id: int | None = None,
 ) -> ImportResult:
     """Import ``(line, values)`` rows as customers, all or nothing.
@@ -143,7 +200,11 @@ def bulk_import(
     passes the rules of :class:`CustomerCreate` (plus an optional
     ``is_active``); keys that are not customer fields are ignored. Active rows
     whose primary phone repeats an earlier row of the batch, or belongs to an
-    active customer, are refused. ``on_reject`` hears about every refused row.
+    active customer, are refused. ``on_reject`` hears about every refused row,
+    in line order, once all rows were read. ``on_progress`` hears how many rows
+    were read so far; ``on_phase`` what the import turns to next (``checking
+    each row``, ``checking 20,011 rows for conflicts``), after which the count
+    starts again.
 
     By default one refused row refuses the batch: :class:`ImportRejectedError`,
     and nothing is written. With ``skip_invalid`` the good rows are written.
@@ -158,12 +219,14 @@ def bulk_import(
     try:
         return ImportResult(imported=_copy_straight_in(conn, rows(), on_progress, created_by_id))
     except _NeedsCheckedPass:
+        on_phase("checking each row")
         return _checked_import(
             conn,
             rows(),
             skip_invalid=skip_invalid,
             on_reject=on_reject,
             on_progress=on_progress,
+            on_phase=on_phase,
             created_by_id=created_by_id,
         )
 
@@ -259,41 +322,24 @@ def _checked_import(
     skip_invalid: bool,
     on_reject: Callable[[Rejection], None],
     on_progress: Callable[[int], None],
+    on_phase: Callable[[str], None],
     created_by_id: int | None,
 ) -> ImportResult:
     """Stage, check in the database, report every refused row, then insert (or refuse all)."""
     queries = load_queries("bulk_import.sql")
-    result = ImportResult()
 
     def stage_check_insert() -> ImportResult:
         conn.execute(queries["create_staging"].sql)
         conn.execute(queries["create_rejects"].sql)
-        read = 0
-        with (
-            conn.cursor() as cursor,
-            cursor.copy(queries["copy_staging"].sql) as copy,
-            _cancelled_on_interrupt(conn),
-        ):
-            for line, values in rows:
-                read += 1
-                if read % _PROGRESS_EVERY == 0:
-                    on_progress(read)
-                try:
-                    copy.write_row((line, *_validated(values)))
-                except ValueError as exc:
-                    result.rejected += 1
-                    on_reject(Rejection(line, str(exc), values))
-        on_progress(read)
+        read = _stage(conn, rows, on_progress)
+        on_phase(f"checking {read:,} rows for conflicts")
+        conn.execute(queries["find_refused_rows"].sql)
         conn.execute(queries["find_repeated_phones"].sql)
         conn.execute(queries["find_taken_phones"].sql)
-        with conn.cursor() as cursor:
-            for row in cursor.stream(queries["rejected_rows"].sql):
-                line, kind, ref, *stored = row
-                result.rejected += 1
-                values = dict(zip(_STAGED_COLUMNS, stored, strict=True))
-                on_reject(Rejection(line, _describe(kind, ref, values["phone"]), values))
+        result = ImportResult(rejected=_report_rejects(conn, on_reject))
         if result.rejected and not skip_invalid:
             raise ImportRejectedError(result.rejected)
+        on_phase(f"writing {read - result.rejected:,} rows")
         conn.execute(queries["drop_rejected"].sql)
         inserted = conn.execute(queries["insert_customers"].sql, {"created_by_id": created_by_id})
         result.imported = inserted.rowcount
@@ -302,6 +348,48 @@ def _checked_import(
         return result
 
     return _in_one_transaction(conn, stage_check_insert, created_by_id)
+
+
+def _stage(
+    conn: psycopg.Connection[Any],
+    rows: Iterable[tuple[int, Mapping[str, Any]]],
+    on_progress: Callable[[int], None],
+) -> int:
+    """COPY every row into the staging table, a refused one with its reason and what it
+    held; return how many rows were read."""
+    read = 0
+    refused_row = (None,) * len(_STAGED_COLUMNS)
+    with (
+        conn.cursor() as cursor,
+        cursor.copy(load_queries("bulk_import.sql")["copy_staging"].sql) as copy,
+        _cancelled_on_interrupt(conn),
+    ):
+        for line, values in rows:
+            read += 1
+            if read % _PROGRESS_EVERY == 0:
+                on_progress(read)
+            try:
+                copy.write_row((line, *_validated(values), None, None))
+            except ValueError as exc:
+                given = json.dumps(dict(values), default=str, ensure_ascii=False)
+                copy.write_row((line, *refused_row, str(exc), given))
+    on_progress(read)
+    return read
+
+
+def _report_rejects(conn: psycopg.Connection[Any], on_reject: Callable[[Rejection], None]) -> int:
+    """Tell ``on_reject`` about every refused row, in line order; return how many."""
+    rejected = 0
+    with conn.cursor() as cursor:
+        for row in cursor.stream(load_queries("bulk_import.sql")["rejected_rows"].sql):
+            line, kind, ref, refused, given, *stored = row
+            rejected += 1
+            if kind == "refused":
+                on_reject(Rejection(line, refused, given))
+            else:
+                values = dict(zip(_STAGED_COLUMNS, stored, strict=True))
+                on_reject(Rejection(line, _describe(kind, ref, values["phone"]), values))
+    return rejected
 
 
 _STAGED_COLUMNS = ("name", "phone", "phone_secondary", "email", "address", "notes", "is_active")

@@ -13,6 +13,10 @@ The rules every command keeps:
   ``database: user@host:port/dbname`` (or ``database: embedded <data dir>``)
   on stderr before it does anything there. Passwords are never printed, and
   psql gets its password through the environment, not its argument list.
+* **Stored text cannot take over the terminal.** Control characters in what
+  the CLI prints (search results, import reasons, errors) are shown escaped
+  (``\x1b``, ``\n``): a row written by hand in SQL cannot clear the screen or
+  break a table.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import NoReturn
 
@@ -32,6 +37,7 @@ from . import embedded, migrations
 from .bench import run_bench
 from .bulk import Rejection, bulk_import, explain_validation_error
 from .csv_io import (
+    DELIMITERS,
     RejectsFile,
     check_export_target,
     check_readable,
@@ -54,6 +60,14 @@ _TIMEOUTS = "SET LOCAL lock_timeout = '10s';\n\nSET LOCAL statement_timeout = '1
 # What a user can cause; anything else is a bug, and its traceback is the report.
 _EXPECTED = (DataAccessError, ValidationError, psycopg.Error, OSError)
 _NOTHING_WRITTEN = "interrupted, nothing was written"
+_NOTHING_EXPORTED = "interrupted, nothing was exported: an earlier file is left as it was"
+# Refused rows listed on stderr; the rest are counted (and all are in the rejects file).
+_SHOWN_REFUSALS = 50
+# Unicode category Cc, the line and paragraph separators, and the bidirectional
+# embeddings, overrides and isolates: text that moves the cursor, clears the
+# screen, breaks a line or reorders what follows it on the line.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _MIGRATION_INTERRUPTED = (
     "interrupted: the migration in progress was rolled back, any before it stay applied; "
     "run customer-dal status to see where the database stands"
@@ -80,7 +94,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _say(message: str) -> None:
-    print(f"customer-dal: {message}", file=sys.stderr)
+    print(printable(f"customer-dal: {message}"), file=sys.stderr)
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``, ``\\n``, ``\\u202e``), for a
+    terminal: what a database or a file holds is shown, never obeyed."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -166,12 +194,20 @@ def _add_customer_commands(add: Add) -> None:
         action="store_true",
         help="write the good rows; put the refused ones in FILE.rejects.csv",
     )
+    _add_delimiter(cmd)
     cmd.set_defaults(command=_import)
 
-    cmd = add("export", "export customers to a CSV file")
+    cmd = add("export", "export customers to a CSV file (it replaces FILE once complete)")
     cmd.add_argument("file", type=Path)
     cmd.add_argument("--active-only", action="store_true")
-    cmd.set_defaults(command=_export)
+    cmd.add_argument(
+        "--excel-safe",
+        action="store_true",
+        help="put ' before cells starting with = + - @ TAB or CR, so a spreadsheet shows them "
+        "instead of running them as formulas (the file then no longer imports byte for byte)",
+    )
+    _add_delimiter(cmd)
+    cmd.set_defaults(command=_export, interrupted=_NOTHING_EXPORTED)
 
     cmd = add("seed", "add realistic fake customers (deterministic)")
     cmd.add_argument("--count", type=_positive_int, required=True)
@@ -195,6 +231,23 @@ def _add_tool_commands(add: Add) -> None:
 
     cmd = add("db-stop", "stop the embedded server", touches_database=False)
     cmd.set_defaults(command=_db_stop)
+
+
+def _add_delimiter(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--delimiter",
+        type=_delimiter,
+        default=",",
+        help="the column separator: ',' (the default), ';' or tab (also \\t)",
+    )
+
+
+def _delimiter(text: str) -> str:
+    """``,``, ``;`` or a tab, which a shell makes hard to type: ``\\t`` and ``tab`` too."""
+    delimiter = {"\\t": "\t", "tab": "\t"}.get(text.lower(), text)
+    if delimiter not in DELIMITERS:
+        raise argparse.ArgumentTypeError(f"expected ',', ';' or tab, got {text!r}")
+    return delimiter
 
 
 def _positive_int(text: str) -> int:
@@ -247,7 +300,10 @@ def _search(args: argparse.Namespace) -> int:
             search.query, include_inactive=search.include_inactive, limit=search.limit
         )
     columns = ("id", "name", "display_phones", "email", "is_active")
-    rows = [columns, *[tuple(str(getattr(c, column) or "") for column in columns) for c in found]]
+    rows = [
+        columns,
+        *[tuple(printable(str(getattr(c, column) or "")) for column in columns) for c in found],
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
     for row in rows:
         print(
@@ -259,40 +315,72 @@ def _search(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     path: Path = args.file
-    check_readable(path)  # a bad file or header needs no database to be refused
-    rejects = RejectsFile(path.with_suffix(".rejects.csv")) if args.skip_invalid else None
-
-    def report(rejection: Rejection) -> None:
-        if rejects:
-            rejects.write(rejection.line, rejection.values, rejection.reason)
-        else:
-            print(f"{path.name}, line {rejection.line}: {rejection.reason}", file=sys.stderr)
-
-    progress = Progress(f"importing {path.name}")
-    try:
+    delimiter: str = args.delimiter
+    check_readable(path, delimiter)  # a bad file or header needs no database to be refused
+    with ExitStack() as stack:
+        rejects = None
+        if args.skip_invalid:
+            rejects_path = path.with_suffix(".rejects.csv")
+            rejects = stack.enter_context(RejectsFile(rejects_path, path, delimiter))
+        progress = Progress(f"importing {path.name}")
+        stack.callback(progress.finish)
+        refusals = _Refusals(path, progress, rejects)
+        stack.callback(refusals.summarise)  # before the error line, if there is one
         with connect(_database(args)) as conn:
             result = bulk_import(
                 conn,
-                lambda: read_customer_rows(path),
+                lambda: read_customer_rows(path, delimiter),
                 skip_invalid=args.skip_invalid,
-                on_reject=report,
+                on_reject=refusals,
                 on_progress=progress,
+                on_phase=progress.phase,
             )
-    finally:
-        progress.finish()
-        if rejects:
-            rejects.close()
-    print(f"imported {result.imported:,} customers from {path.name}")
+    print(printable(f"imported {result.imported:,} customers from {path.name}"))
     if rejects and result.rejected:
-        print(f"refused {result.rejected:,} rows: see {rejects.path}")
+        print(printable(f"refused {result.rejected:,} rows: see {rejects.path}"))
     return 0
+
+
+class _Refusals:
+    """Hears each refused row (in line order): the first ones go to stderr, one line
+    each, every one to the rejects file when there is one."""
+
+    def __init__(self, source: Path, progress: Progress, rejects: RejectsFile | None) -> None:
+        self._source = source
+        self._progress = progress
+        self._rejects = rejects
+        self.count = 0
+
+    def __call__(self, rejection: Rejection) -> None:
+        self.count += 1
+        if self._rejects:
+            self._rejects.write(rejection.line, rejection.reason)
+        if self.count <= _SHOWN_REFUSALS:
+            self._tell(f"{self._source.name}, line {rejection.line}: {rejection.reason}")
+
+    def summarise(self) -> None:
+        """Count the refusals that were not shown, and say where they are."""
+        hidden = self.count - _SHOWN_REFUSALS
+        if hidden > 0:
+            where = f": see {self._rejects.path}" if self._rejects else ""
+            self._tell(f"... and {hidden:,} more{where}")
+
+    def _tell(self, message: str) -> None:
+        self._progress.clear()
+        print(printable(message), file=sys.stderr)
 
 
 def _export(args: argparse.Namespace) -> int:
     check_export_target(args.file)
     with connect(_database(args)) as conn:
-        rows = export_csv(conn, args.file, active_only=args.active_only)
-    print(f"exported {rows:,} customers to {args.file}")
+        rows = export_csv(
+            conn,
+            args.file,
+            active_only=args.active_only,
+            excel_safe=args.excel_safe,
+            delimiter=args.delimiter,
+        )
+    print(printable(f"exported {rows:,} customers to {args.file}"))
     return 0
 
 
