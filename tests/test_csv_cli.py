@@ -272,18 +272,6 @@ def test_export_then_import_reproduces_the_customers(
     assert out == f"exported {active_count[0]} customers to {active}\n"
 
 
-def test_a_failed_export_leaves_the_old_file_and_no_partial_one(
-    tmp_path: Path, empty_dsn: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    old = write(tmp_path, "yesterday's export\n", "out.csv")
-    code, _, err = run(capsys, empty_dsn, "export", str(old))
-    assert code == 1
-    assert err.startswith("customer-dal: error: ")
-    assert "is not migrated: run make migrate" in err
-    assert old.read_text() == "yesterday's export\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
-
-
 def test_export_writes_straight_into_a_device(
     dsn: str, conn: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
