@@ -23,10 +23,12 @@ from customer_dal import (
     migration_status,
     rollback,
 )
+from customer_dal.db import describe
 from customer_dal.migrations import _ADVISORY_LOCK_KEY, BOOKKEEPING_SCHEMA
 from customer_dal.resources import migrations_directory
 
 from .catalog import catalog_snapshot
+from .pgbouncer import pid_inventing_proxy
 from .shipped import LATEST, NEXT, SHIPPED, checkout_up_to, states
 from .threads import run_together
 
@@ -409,3 +411,23 @@ def test_a_run_leaves_no_session_behind_so_no_lock_or_search_path_survives(
     assert _other_sessions(empty_dsn) == 0
     with psycopg.connect(empty_dsn) as fresh:
         assert fresh.execute("SHOW search_path").fetchone() == ('"$user", public',)
+
+
+def test_an_undeclared_pooler_is_refused_before_the_lock_is_taken(empty_dsn: str) -> None:
+    """Seen by the backend pid a pooler makes up (here a proxy that only does that;
+    tests/test_pgbouncer.py has the real PgBouncer). Declared as a session pooler,
+    which this stand-in is, it is let through."""
+    with pid_inventing_proxy(empty_dsn) as proxied:
+        for run in (migrate, rollback):
+            with pytest.raises(MigrationError) as caught:
+                run(proxied)
+            assert str(caught.value) == (
+                f"{describe(proxied)} is reached through a connection pooler (the server's "
+                "backend pid is not the one the connection was given), and migrations need a "
+                "session of their own: run them against the server directly, or set "
+                "CUSTOMER_DAL_POOLER=session if the pooler keeps each client on one server "
+                "connection"
+            )
+        assert migration_status(proxied) == states("pending")  # nothing was created
+        assert _tables(empty_dsn, BOOKKEEPING_SCHEMA) == set()
+        assert migrate(proxied, pooler="session") == ALL

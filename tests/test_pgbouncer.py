@@ -1,0 +1,338 @@
+"""Through a real PgBouncer in transaction mode (see tests/pgbouncer.py).
+
+What issue 9 found broken there, shown fixed by ``CUSTOMER_DAL_POOLER=transaction``
+and, for the record, still broken without it: psycopg's prepared statements
+collide across clients that share a server connection, and can even run another
+client's statement; migrations leave session state on pooled connections.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, closing, contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+
+from customer_dal import (
+    Customer,
+    CustomerRepository,
+    MigrationError,
+    connect,
+    migrate,
+    migration_status,
+    pool,
+    rollback,
+)
+from customer_dal.db import describe
+
+from .pgbouncer import POOL_SIZE, Bouncer, pgbouncer_fixture  # noqa: F401 - the fixture
+from .shipped import states
+from .threads import run_together
+
+THREADS = 12
+CALLS = 200
+REPEATS = 10  # identical calls in a row: psycopg prepares a statement after 5
+KINDS = ("get", "get_by_phone", "search", "list", "create", "update", "soft_delete")
+BLOCKS = CALLS // REPEATS
+CREATE_BLOCKS = sum(KINDS[block % len(KINDS)] == "create" for block in range(BLOCKS))
+DELETE_BLOCKS = sum(KINDS[block % len(KINDS)] == "soft_delete" for block in range(BLOCKS))
+DEFAULT_SEARCH_PATH = '"$user", public'
+REFUSAL = (
+    "migrations need a session of their own: run them against the server directly, "
+    "not through a transaction-mode pooler (CUSTOMER_DAL_POOLER=transaction)"
+)
+
+Connections = Callable[[], AbstractContextManager[psycopg.Connection[Any]]]
+
+
+@pytest.fixture(autouse=True)
+def _no_pooler_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CUSTOMER_DAL_POOLER", raising=False)
+
+
+@pytest.fixture
+def through(pgbouncer: Bouncer, dsn: str) -> str:
+    """The test's migrated database, reached through PgBouncer."""
+    return pgbouncer.through(dsn)
+
+
+# -- many clients, few server connections -------------------------------------------
+
+
+class _Worker:
+    """One client's 200 calls: blocks of 10 identical calls, each block on a
+    connection of its own (a new one, or one from a pool)."""
+
+    mine: Customer  # the worker's own customer, which it reads and updates
+
+    def __init__(self, index: int, connections: Connections) -> None:
+        self.index = index
+        self.connections = connections
+        self.serial = itertools.count()
+        self.created: list[Customer] = []
+        self.errors: list[BaseException] = []
+
+    def run(self) -> list[BaseException]:
+        with self.connections() as conn:
+            self.mine = CustomerRepository(conn).create(
+                {"name": f"Worker {self.index}", "phone": f"555 999 {self.index:04d}"}
+            )
+        for block in range(BLOCKS):
+            with self.connections() as conn:
+                customers = CustomerRepository(conn)
+                kind = KINDS[block % len(KINDS)]
+                if kind == "create":
+                    self.created = []
+                for _ in range(REPEATS):
+                    try:
+                        self._call(customers, kind)
+                    except Exception as exc:
+                        self.errors.append(exc)
+        return self.errors
+
+    def _call(self, customers: CustomerRepository, kind: str) -> None:
+        n = next(self.serial)
+        if kind == "get":
+            customers.get(self.mine.id)
+        elif kind == "get_by_phone":
+            customers.get_by_phone(self.mine.phone)
+        elif kind == "search":
+            customers.search(f"Worker {self.index}")
+        elif kind == "list":
+            customers.list(per_page=5)
+        elif kind == "create":
+            phone = f"555 {self.index:03d} {n:04d}"
+            self.created.append(customers.create({"name": f"W{self.index} {n}", "phone": phone}))
+        elif kind == "update":
+            customers.update(self.mine.id, {"notes": f"call {n}"})
+        else:
+            customers.soft_delete(self.created[n % REPEATS].id)
+
+
+def _many_clients(through: str, **options: Any) -> list[BaseException]:
+    """12 clients x 200 calls through PgBouncer: half open a connection per block
+    (as CLI commands do), half take one from a shared pool."""
+    with pool(through, min_size=1, max_size=THREADS // 2, **options) as shared:
+
+        def connections(index: int) -> Connections:
+            if index % 2:
+                return shared.connection
+            return lambda: closing(connect(through, **options))
+
+        outcomes = run_together(lambda i: _Worker(i, connections(i)).run(), THREADS)
+    return [
+        error
+        for outcome in outcomes
+        for error in (outcome if isinstance(outcome, list) else [outcome])
+    ]
+
+
+def test_many_clients_make_no_errors_with_the_pooler_setting(
+    through: str, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUSTOMER_DAL_POOLER", "transaction")
+    errors = _many_clients(through)
+    assert errors == [], f"{len(errors)} errors, the first: {errors[:3]}"
+    with psycopg.connect(dsn) as direct:  # the calls did their work
+        [(total, inactive)] = direct.execute(
+            "SELECT count(*), count(*) FILTER (WHERE NOT is_active) FROM customers"
+        ).fetchall()
+        [(sessions,)] = direct.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    assert total == THREADS * (1 + CREATE_BLOCKS * REPEATS)
+    assert inactive == THREADS * DELETE_BLOCKS * REPEATS
+    assert sessions <= POOL_SIZE  # 12 clients and their pool shared 2 server connections
+    assert _server_connections(through) == [_CLEAN] * POOL_SIZE
+
+
+def test_without_the_setting_prepared_statements_fail_there(through: str) -> None:
+    """For the record: psycopg's default (prepare after 5 runs) fails through PgBouncer
+    in transaction mode, as issue 9 found (about a fifth of the calls)."""
+    errors = _many_clients(through)
+    assert any("prepared statement" in str(error) for error in errors), errors[:3]
+
+
+# -- another client's prepared statement ----------------------------------------------
+
+
+class _Pin:
+    """A client holding a transaction open through PgBouncer, and with it one server
+    connection: with both of the pool's connections pinned or freed one at a time, a
+    test decides which server connection the next client gets."""
+
+    def __init__(self, through: str) -> None:
+        self.conn = psycopg.connect(through, prepare_threshold=None)
+        self.pid = self.hold()
+
+    def hold(self) -> int:
+        [(pid,)] = self.conn.execute("SELECT pg_backend_pid()").fetchall()
+        return int(pid)
+
+    def free(self) -> None:
+        self.conn.commit()
+
+    def prepared(self) -> list[str]:
+        """The statements prepared on the server connection this pin holds."""
+        return [row[0] for row in self.conn.execute("SELECT statement FROM pg_prepared_statements")]
+
+
+@contextmanager
+def _pins(through: str) -> Iterator[tuple[_Pin, _Pin]]:
+    first, second = _Pin(through), _Pin(through)
+    try:
+        assert first.pid != second.pid  # the pool's two server connections, one each
+        yield first, second
+    finally:
+        first.conn.close()
+        second.conn.close()
+
+
+def _run_wrong_statement_scenario(through: str, dsn: str, pooler: str) -> dict[str, Any]:
+    """Issue 9's scenario: client A soft-deletes on server connection 1 until psycopg
+    prepares it (as ``_pg3_0``); client B restores on server connection 2 until its
+    restore is prepared under the same name; then B's next restore meets server
+    connection 1."""
+    with connect(dsn) as direct:
+        customers = CustomerRepository(direct)
+        ann, bo = (
+            customers.create({"name": name, "phone": f"555 000 000{n}"})
+            for n, name in enumerate(["Ann", "Bo"])
+        )
+    with (
+        _pins(through) as (one, two),
+        closing(connect(through, pooler=pooler)) as a,
+        closing(connect(through, pooler=pooler)) as b,
+    ):
+        one.free()  # A can only get server connection 1
+        for _ in range(REPEATS):
+            CustomerRepository(a).soft_delete(bo.id)
+        assert one.hold() == one.pid
+        two.free()  # B can only get server connection 2
+        for _ in range(REPEATS):
+            CustomerRepository(b).restore(bo.id)
+        assert two.hold() == two.pid
+        one.free()  # and now only server connection 1
+        try:
+            outcome: Any = CustomerRepository(b).restore(ann.id)
+        except Exception as exc:
+            outcome = exc
+        assert one.hold() == one.pid
+        prepared = one.prepared() + two.prepared()
+    with connect(dsn) as direct:
+        ann_now = CustomerRepository(direct).get(ann.id, include_inactive=True)
+    assert ann_now is not None
+    return {"restore": outcome, "ann_active": ann_now.is_active, "prepared": prepared}
+
+
+def test_a_client_never_runs_another_clients_statement_with_the_pooler_setting(
+    through: str, dsn: str
+) -> None:
+    seen = _run_wrong_statement_scenario(through, dsn, "transaction")
+    assert seen == {"restore": None, "ann_active": True, "prepared": []}
+
+
+def test_without_the_setting_a_client_runs_another_clients_statement(
+    through: str, dsn: str
+) -> None:
+    """For the record, issue 9's worst case: B's restore(Ann) ran A's prepared
+    soft_delete, which committed (Ann is soft-deleted), and B saw only pydantic's
+    complaint about the row shape."""
+    seen = _run_wrong_statement_scenario(through, dsn, "none")
+    assert type(seen["restore"]).__name__ == "ValidationError"
+    assert seen["ann_active"] is False
+    assert [statement.split()[0] for statement in seen["prepared"]] == ["UPDATE", "WITH"]
+
+
+# -- migrations and status ---------------------------------------------------------
+
+
+_CLEAN = {"search_path": DEFAULT_SEARCH_PATH, "prepared": 0, "advisory_locks": 0, "temp": 0}
+_ADVISORY_LOCKS = """
+    SELECT count(*) FROM pg_locks
+    WHERE locktype = 'advisory'
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
+
+def _value(conn: psycopg.Connection[Any], query: str) -> Any:
+    [(value,)] = conn.execute(query).fetchall()  # type: ignore[arg-type]
+    return value
+
+
+def _server_connections(through: str) -> list[dict[str, Any]]:
+    """What fresh clients meet on each of PgBouncer's server connections to the database:
+    its search_path, prepared statements, advisory locks and temporary tables."""
+    with _pins(through) as pins:
+        return [
+            {
+                "search_path": _value(pin.conn, "SHOW search_path"),
+                "prepared": len(pin.prepared()),
+                "advisory_locks": _value(pin.conn, _ADVISORY_LOCKS),
+                "temp": _value(
+                    pin.conn, "SELECT count(*) FROM pg_class WHERE relpersistence = 't'"
+                ),
+            }
+            for pin in pins
+        ]
+
+
+def _cli(through: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "customer_dal", "--dsn", through, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CUSTOMER_DAL_POOLER": "transaction"},
+    )
+
+
+def test_migrations_refuse_the_pooler_setting_and_leave_nothing_behind(
+    pgbouncer: Bouncer, dsn: str, empty_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrated, empty = pgbouncer.through(dsn), pgbouncer.through(empty_dsn)
+    monkeypatch.setenv("CUSTOMER_DAL_POOLER", "transaction")
+    for run, target in ((migrate, empty), (rollback, migrated)):
+        with pytest.raises(MigrationError) as caught:
+            run(target)
+        assert str(caught.value) == REFUSAL
+    for command in ("migrate", "rollback"):
+        done = _cli(empty, command)
+        assert (done.returncode, done.stderr.splitlines()[-1]) == (
+            1,
+            f"customer-dal: error: {REFUSAL}",
+        )
+    # Status only reads: it works through the pooler.
+    assert migration_status(migrated) == states("applied")
+    assert migration_status(empty) == states("pending")
+    for target in (migrated, empty):
+        assert _server_connections(target) == [_CLEAN] * POOL_SIZE
+
+
+def test_an_undeclared_pooler_is_detected_before_the_lock_is_taken(
+    pgbouncer: Bouncer, dsn: str, empty_dsn: str
+) -> None:
+    """Without CUSTOMER_DAL_POOLER, migrate and rollback still see PgBouncer, by the
+    backend pid it makes up, and refuse before any session state exists."""
+    migrated, empty = pgbouncer.through(dsn), pgbouncer.through(empty_dsn)
+    for run, target in ((migrate, empty), (rollback, migrated)):
+        with pytest.raises(MigrationError) as caught:
+            run(target)
+        assert str(caught.value) == (
+            f"{describe(target)} is reached through a connection pooler (the server's "
+            "backend pid is not the one the connection was given), and migrations need a "
+            "session of their own: run them against the server directly, or set "
+            "CUSTOMER_DAL_POOLER=session if the pooler keeps each client on one server "
+            "connection"
+        )
+        assert _server_connections(target) == [_CLEAN] * POOL_SIZE
+    assert migration_status(migrated) == states("applied")
+    assert migration_status(empty) == states("pending")  # no bookkeeping was created
