@@ -249,7 +249,7 @@ def pooler_mode(pooler: str | None = None) -> str:
     return mode
 
 
-def connection_settings(
+def _connection_settings(
     dsn: str, pooler: str | None, options: dict[str, Any]
 ) -> tuple[str, dict[str, Any]]:
     """The connection string and psycopg keywords for a connection to ``dsn``.
@@ -299,7 +299,7 @@ def connect(
     module docstring).
     """
     resolved = resolve_dsn(dsn)
-    conninfo, keywords = connection_settings(resolved, pooler, options)
+    conninfo, keywords = _connection_settings(resolved, pooler, options)
     try:
         return psycopg.connect(conninfo, **keywords)
     except psycopg.OperationalError as exc:
@@ -323,7 +323,7 @@ def pool(dsn: str | None = None, *, pooler: str | None = None, **options: Any) -
     resolved = resolve_dsn(dsn)
     pool_options = {name: value for name, value in options.items() if name in _POOL_OPTIONS}
     others = {name: value for name, value in options.items() if name not in _POOL_OPTIONS}
-    conninfo, keywords = connection_settings(resolved, pooler, others)
+    conninfo, keywords = _connection_settings(resolved, pooler, others)
     opened = Pool(conninfo, kwargs=keywords, open=False, **pool_options)
     opened.target = describe(resolved)
     opened.open(wait=True, timeout=opened.timeout)
