@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from .errors import ConstraintViolationError, DataAccessError, UnknownUserError, translate
-from .models import MIN_PHONE_DIGITS, CustomerCreate, phone_digits
+from .models import CustomerCreate
 from .queries import load_queries
 
 __all__ = [
@@ -39,11 +39,14 @@ _PROGRESS_EVERY = 10_000
 _TRUE = {"true", "t", "yes", "y", "1", ""}
 _FALSE = {"false", "f", "no", "n", "0"}
 _FIELDS = frozenset(CustomerCreate.model_fields)
-_PHONES = ("phone", "phone_secondary")
 # pydantic's error types that, for empty input, mean the value is simply missing.
-_EMPTY_MEANS_REQUIRED = {"string_type", "string_too_short", "value_error"}
-# The models' own words for a control character (models._refuse): already a sentence.
-_CONTROL_CHARACTER = "must not contain control character"
+_EMPTY_MEANS_REQUIRED = {
+    "string_type",
+    "string_too_short",
+    "value_error",
+    "phone_digits",
+    "email_invalid",
+}
 
 
 @dataclass(frozen=True)
@@ -100,37 +103,41 @@ def _explain(problem: ErrorDetails) -> str:
     field = ".".join(str(part) for part in problem["loc"]) or "the row"
     kind = problem["type"]
     value = problem.get("input")
-    context = problem.get("ctx") or {}
     if kind == "missing" or (kind in _EMPTY_MEANS_REQUIRED and _is_empty(value)):
         return f"{field} is required"
-    if kind == "string_too_long":
-        return f"{field} is longer than {context['max_length']:,} characters"
-    if kind == "less_than_equal":
-        return f"{field} must be at most {context['le']}"
-    if kind == "greater_than_equal":
-        return f"{field} must be at least {context['ge']}"
-    if kind == "value_error":
-        return _explain_value_error(field, value, str(context["error"]))
-    return f"{field}: {problem['msg']}"
+    phrase = _PHRASES.get(kind)
+    if phrase is None:
+        return f"{field}: {problem['msg']}"
+    return phrase(field, value, problem.get("ctx") or {}, problem["msg"])
+
+
+def _phone_digits(field: str, value: Any, context: dict[str, Any], _: str) -> str:
+    digits = context["digits"]
+    return (
+        f"{field} {value!r} has {digits} digit{'' if digits == 1 else 's'}; "
+        f"at least {context['minimum']} are needed"
+    )
+
+
+# pydantic's error type (and the models' own: control_character, phone_digits,
+# email_invalid) -> the reason, from the field, the input, the error's ctx and message.
+_PHRASES: dict[str, Callable[[str, Any, dict[str, Any], str], str]] = {
+    "string_too_long": lambda field, _, ctx, __: (
+        f"{field} is longer than {ctx['max_length']:,} characters"
+    ),
+    "less_than_equal": lambda field, _, ctx, __: f"{field} must be at most {ctx['le']}",
+    "greater_than_equal": lambda field, _, ctx, __: f"{field} must be at least {ctx['ge']}",
+    "control_character": lambda field, _, __, message: f"{field} {message}",
+    "value_error": lambda field, _, ctx, __: f"{field} {ctx['error']}",  # a validator's own words
+    "phone_digits": _phone_digits,
+    "email_invalid": lambda field, value, ctx, _: (
+        f"{field} {value!r} is not valid: {ctx['reason']}"
+    ),
+}
 
 
 def _is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _explain_value_error(field: str, value: Any, message: str) -> str:
-    """Our validators' refusals: a phone's digits, an e-mail's shape, a control character."""
-    if message.startswith(_CONTROL_CHARACTER):
-        return f"{field} {message}"
-    if field in _PHONES and isinstance(value, str):
-        digits = len(phone_digits(value))
-        return (
-            f"{field} {value!r} has {digits} digit{'' if digits == 1 else 's'}; "
-            f"at least {MIN_PHONE_DIGITS} are needed"
-        )
-    if field == "email":
-        return f"{field} {value!r} is not valid: {message}"
-    return f"{field} {message}"
 
 
 def _parse_active(value: Any) -> bool | None:

@@ -31,6 +31,7 @@ from pydantic import (
     computed_field,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 # pydantic needs typing_extensions' TypedDict before Python 3.12 (and depends on it).
 from typing_extensions import TypedDict
@@ -93,11 +94,18 @@ def _nfc_lf(value: Any) -> Any:
     return _nfc(value)
 
 
+# Typed errors (type and ctx), so callers such as import's reports recognise
+# them without reading their words.
 def _refuse(found: re.Match[str] | None, allowed: str = "") -> None:
     if found:
-        raise ValueError(
-            f"must not contain control character U+{ord(found.group()):04X} "
-            f"(at character {found.start() + 1}){allowed}"
+        raise PydanticCustomError(
+            "control_character",
+            "must not contain control character {character} (at character {position}){allowed}",
+            {
+                "character": f"U+{ord(found.group()):04X}",
+                "position": found.start() + 1,
+                "allowed": allowed,
+            },
         )
 
 
@@ -122,8 +130,13 @@ def _blank_to_none(value: Any) -> Any:
 
 def _check_phone(phone: str) -> str:
     _one_line(phone)
-    if len(phone_digits(phone)) < MIN_PHONE_DIGITS:
-        raise ValueError(f"a phone number needs at least {MIN_PHONE_DIGITS} digits")
+    digits = len(phone_digits(phone))
+    if digits < MIN_PHONE_DIGITS:
+        raise PydanticCustomError(
+            "phone_digits",
+            "a phone number needs at least {minimum} digits, not {digits}",
+            {"minimum": MIN_PHONE_DIGITS, "digits": digits},
+        )
     return phone
 
 
@@ -132,7 +145,7 @@ def _check_email(email: str) -> str:
     try:
         checked = validate_email(email, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise ValueError(str(exc)) from exc
+        raise PydanticCustomError("email_invalid", "{reason}", {"reason": str(exc)}) from exc
     return checked.normalized
 
 
