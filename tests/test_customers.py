@@ -6,6 +6,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 from pydantic import ValidationError
 
 from customer_dal import (
@@ -346,3 +347,12 @@ def test_a_connection_without_autocommit_gets_its_own_transactions(dsn: str) -> 
         conn.commit()
     with psycopg.connect(dsn) as other:
         assert CustomerRepository(other).get(ann.id) == ann
+
+
+def test_a_connection_with_another_row_factory_serves_the_repository_alike(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+        customers = CustomerRepository(conn)
+        ann = customers.create({"name": "Ann Lee", "phone": "555-123-4567"})
+        assert customers.count_active() == 1
+        assert customers.soft_delete(ann.id)
+        assert customers.list(include_inactive=True).total == 1

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
 import psycopg
-from psycopg.rows import class_row
+from psycopg.rows import class_row, tuple_row
 
 from .calls import run_call
 from .errors import (
@@ -65,7 +65,9 @@ class _Cursors(threading.local):
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.customers = conn.cursor(row_factory=_customer_row)
-        self.values = conn.cursor()
+        # Its own row factory: a connection opened with row_factory=dict_row
+        # must not change what _fetch_value reads.
+        self.values = conn.cursor(row_factory=tuple_row)
 
 
 class CustomerRepository:
