@@ -89,6 +89,7 @@ def run_bench(
                 mix = _query_mix(conn, rows)
                 figures["search"] = _bench_search(conn, mix, repeats)
                 figures["calls"] = _bench_calls(conn, calls)
+                figures["construction"] = _bench_construction(conn, calls)
         _write_csv(csv_path, small_rows)
         with _scratch_database(server, SMALL_DATABASE) as dsn_small:
             _import_quietly(dsn_small, csv_path)
@@ -307,6 +308,19 @@ def _bench_calls(conn: psycopg.Connection[Any], calls: int) -> dict[str, dict[st
     return results
 
 
+def _bench_construction(conn: psycopg.Connection[Any], calls: int) -> Timing:
+    """Client CPU to build a CustomerRepository, as a request handler would each time.
+
+    Timed in batches of 100: one build is too short for the CPU clock to see.
+    """
+
+    def hundred(_: int) -> None:
+        for _ in range(100):
+            CustomerRepository(conn)
+
+    return Timing([_cpu_ms(hundred, i) / 100 for i in range(max(calls // 100, 5))])
+
+
 # --- report -------------------------------------------------------------------------------
 
 
@@ -365,6 +379,12 @@ def _report(figures: dict[str, Any], out: TextIO) -> None:
     for name, timings in figures["calls"].items():
         mine, raw = timings["ours"].p50, timings["raw"].p50
         line(name, f"{mine:.3f}", f"{raw:.3f}", f"{mine / raw:.2f}")
+
+    build, get = figures["construction"].p50, figures["calls"]["get"]["ours"].p50
+    print("\n## A repository per request: building it vs one get (client CPU, median)\n", file=out)
+    line("CustomerRepository(conn) ms", "get ms", "share of a get")
+    line(*["---"] * 3)
+    line(f"{build:.4f}", f"{get:.3f}", f"{build / get:.1%}")
 
     imp = figures["import"]
     print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -64,10 +65,16 @@ class _Cursors(threading.local):
     """
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
         self.customers = conn.cursor(row_factory=_customer_row)
+
+    @functools.cached_property
+    def values(self) -> psycopg.Cursor[tuple[Any, ...]]:
+        """Made on first use: get, create and update never need it, and a repository
+        built per request should cost no more than the cursors it uses."""
         # Its own row factory: a connection opened with row_factory=dict_row
         # must not change what _fetch_value reads.
-        self.values = conn.cursor(row_factory=tuple_row)
+        return self.conn.cursor(row_factory=tuple_row)
 
 
 class CustomerRepository:
