@@ -3,20 +3,23 @@ and inserted by the database in one transaction.
 
 The same path serves ``customer-dal import`` (rows from a CSV file) and
 ``customer-dal seed`` (generated rows). Memory stays flat whatever the batch
-size: rows stream through, and the refused rows are streamed back out of a
-temporary table, sorted by line, with reasons a person can act on.
+size: rows stream through, and the refused rows come back in line order, with
+reasons a person can act on. No temporary table is needed (TEMP may be revoked).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
+from psycopg.rows import tuple_row
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
@@ -220,8 +223,10 @@ def bulk_import(
     The first pass streams validated rows straight into customers with COPY, so
     Python validates while the server maintains the indexes, on the other core.
     Should a row fail, or a phone collide, that pass is rolled back and a
-    checked pass reads the rows again into a staging table, where the database
-    finds every repeated or taken phone so each refused row can be reported.
+    checked pass reads the rows again, a chunk at a time: it finds every repeated
+    phone (from the digits it keeps of each active row) or taken one (asking the
+    database about the chunk's phones), writes the chunk's good rows, and reports
+    each refused row once all were read. It needs no temporary table.
     """
     try:
         return ImportResult(imported=_copy_straight_in(conn, rows(), on_progress, created_by_id))
@@ -332,71 +337,117 @@ def _checked_import(
     on_phase: Callable[[str], None],
     created_by_id: int | None,
 ) -> ImportResult:
-    """Stage, check in the database, report every refused row, then insert (or refuse all)."""
-    queries = load_queries("bulk_import.sql")
+    """Check each chunk of rows, write its good rows, then report every refused row in
+    line order (and refuse all, unless ``skip_invalid``).
 
-    def stage_check_insert() -> ImportResult:
-        conn.execute(queries["create_staging"].sql)
-        conn.execute(queries["create_rejects"].sql)
-        read = _stage(conn, rows, on_progress)
-        on_phase(f"checking {read:,} rows for conflicts")
-        conn.execute(queries["find_refused_rows"].sql)
-        conn.execute(queries["find_repeated_phones"].sql)
-        conn.execute(queries["find_taken_phones"].sql)
-        result = ImportResult(rejected=_report_rejects(conn, on_reject))
+    No temporary table, so this works for a role without TEMP: repeats inside the batch
+    are found from the digits of each active row's phone (the only thing kept for every
+    row), taken phones by asking customers about one chunk at a time, and the refused
+    rows wait in a spooled file (in memory while small, on disk beyond).
+    """
+
+    def check_insert() -> ImportResult:
+        check = _Check(conn, created_by_id)
+        with tempfile.SpooledTemporaryFile(_SPOOL_IN_MEMORY, "w+", encoding="utf-8") as refused:
+            read = 0
+            chunk: list[tuple[int, tuple[Any, ...] | None, Any]] = []
+            for line, values in rows:
+                read += 1
+                if read % _PROGRESS_EVERY == 0:
+                    on_progress(read)
+                try:
+                    chunk.append((line, _validated(values), None))
+                except ValueError as exc:
+                    chunk.append((line, None, (str(exc), _given(values))))
+                if len(chunk) == _CHECK_CHUNK:
+                    check.chunk(chunk, refused, keep_writing=skip_invalid)
+                    chunk = []
+            check.chunk(chunk, refused, keep_writing=skip_invalid)
+            on_progress(read)
+            on_phase(f"checking {read:,} rows for conflicts")
+            refused.seek(0)
+            for record in refused:
+                on_reject(_rejection(*json.loads(record)))
+        result = ImportResult(imported=check.written, rejected=check.rejected)
         if result.rejected and not skip_invalid:
             raise ImportRejectedError(result.rejected)
         on_phase(f"writing {read - result.rejected:,} rows")
-        conn.execute(queries["drop_rejected"].sql)
-        inserted = conn.execute(queries["insert_customers"].sql, {"created_by_id": created_by_id})
-        result.imported = inserted.rowcount
-        # ON COMMIT DROP alone would keep them until an enclosing transaction ends.
-        conn.execute(queries["drop_staging"].sql)
         return result
 
-    return _in_one_transaction(conn, stage_check_insert, created_by_id)
+    return _in_one_transaction(conn, check_insert, created_by_id)
 
 
-def _stage(
-    conn: psycopg.Connection[Any],
-    rows: Iterable[tuple[int, Mapping[str, Any]]],
-    on_progress: Callable[[int], None],
-) -> int:
-    """COPY every row into the staging table, a refused one with its reason and what it
-    held; return how many rows were read."""
-    read = 0
-    refused_row = (None,) * len(_STAGED_COLUMNS)
-    with (
-        conn.cursor() as cursor,
-        cursor.copy(load_queries("bulk_import.sql")["copy_staging"].sql) as copy,
-        _cancelled_on_interrupt(conn),
-    ):
-        for line, values in rows:
-            read += 1
-            if read % _PROGRESS_EVERY == 0:
-                on_progress(read)
-            try:
-                copy.write_row((line, *_validated(values), None, None))
-            except ValueError as exc:
-                given = json.dumps(dict(values), default=str, ensure_ascii=False)
-                copy.write_row((line, *refused_row, str(exc), given))
-    on_progress(read)
-    return read
+# Rows checked (and written) at a time: one query for their phones, one COPY.
+_CHECK_CHUNK = 5_000
+# Refused rows kept in memory up to this many characters, then on disk.
+_SPOOL_IN_MEMORY = 4 * 1024 * 1024
+_NOT_DIGITS = re.compile("[^0-9]")
 
 
-def _report_rejects(conn: psycopg.Connection[Any], on_reject: Callable[[Rejection], None]) -> int:
-    """Tell ``on_reject`` about every refused row, in line order; return how many."""
-    rejected = 0
-    with conn.cursor() as cursor:
-        for row in cursor.stream(load_queries("bulk_import.sql")["rejected_rows"].sql):
-            line, kind, ref, refused, given, *stored = row
-            rejected += 1
-            if kind == "refused":
-                on_reject(Rejection(line, refused, given))
+class _Check:
+    """The checked pass's state: the first line of each active phone's digits, what
+    was refused and written so far."""
+
+    def __init__(self, conn: psycopg.Connection[Any], created_by_id: int | None):
+        self.conn = conn
+        self.created_by_id = created_by_id
+        self.first_line: dict[str, int] = {}
+        self.rejected = 0
+        self.written = 0
+
+    def chunk(
+        self,
+        chunk: list[tuple[int, tuple[Any, ...] | None, Any]],
+        refused: IO[str],
+        *,
+        keep_writing: bool,
+    ) -> None:
+        """Refuse the chunk's bad rows (into ``refused``, as JSON lines), then COPY its
+        good ones, unless a row was refused and the batch is all or nothing."""
+        queries = load_queries("bulk_import.sql")
+        digits = {line: _NOT_DIGITS.sub("", row[1]) for line, row, _ in chunk if row and row[6]}
+        with self.conn.cursor(row_factory=tuple_row) as cursor:
+            cursor.execute(queries["taken_phones"].sql, {"digits": list(digits.values())})
+            taken: dict[str, int] = dict(cursor)
+        good: list[tuple[Any, ...]] = []
+        for line, row, why in chunk:
+            if row is None:
+                self._refuse(refused, line, "refused", None, *why)
+            elif line not in digits:  # an inactive row: no phone check
+                good.append(row)
+            elif (first := self.first_line.setdefault(digits[line], line)) != line:
+                self._refuse(refused, line, "repeated_in_batch", first, None, row)
+            elif digits[line] in taken:
+                self._refuse(refused, line, "held_by_customer", taken[digits[line]], None, row)
             else:
-                values = dict(zip(_STAGED_COLUMNS, stored, strict=True))
-                on_reject(Rejection(line, _describe(kind, ref, values["phone"]), values))
-    return rejected
+                good.append(row)
+        if good and (keep_writing or not self.rejected):
+            with self.conn.cursor() as cursor:
+                with (
+                    cursor.copy(queries["copy_customers"].sql) as copy,
+                    _cancelled_on_interrupt(self.conn),
+                ):
+                    for row in good:
+                        copy.write_row((*row, self.created_by_id))
+                self.written += cursor.rowcount
+
+    def _refuse(self, refused: IO[str], *record: Any) -> None:
+        """Spool one refused row's record: line, kind, ref, reason, values."""
+        self.rejected += 1
+        refused.write(json.dumps(record) + "\n")
+
+
+def _given(values: Mapping[str, Any]) -> Any:
+    """A refused row as the source gave it, as JSON would carry it (odd types as text)."""
+    return json.loads(json.dumps(dict(values), default=str))
+
+
+def _rejection(line: int, kind: str, ref: int | None, reason: str | None, values: Any) -> Rejection:
+    """A refused row's record, read back from the spool, as a Rejection."""
+    if kind == "refused":
+        return Rejection(line, str(reason), values)
+    stored = dict(zip(_STAGED_COLUMNS, values, strict=True))
+    return Rejection(line, _describe(kind, int(ref or 0), stored["phone"]), stored)
 
 
 _STAGED_COLUMNS = ("name", "phone", "phone_secondary", "email", "address", "notes", "is_active")
