@@ -15,7 +15,10 @@ from customer_dal import Customer, User
 from customer_dal.queries import load_queries
 from customer_dal.resources import sql_directory
 
-QUERY_FILES = sorted(path.name for path in sql_directory().glob("*.sql"))
+# Files of named queries; sql/roles.sql is a psql script for DBAs, not one of them.
+QUERY_FILES = sorted(
+    path.name for path in sql_directory().glob("*.sql") if "\n-- name: " in path.read_text()
+)
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
