@@ -20,15 +20,22 @@ ALTER TABLE users
     ADD CONSTRAINT users_email_shape
         CHECK (email IS NULL OR email ~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$');
 
+-- A role that is not a superuser may create pg_trgm (a trusted extension) but
+-- does not own its functions, so it cannot move them: pg_trgm then stays in
+-- public, and the migration goes on (sql/roles.sql creates it in extensions).
 DO $$
 BEGIN
     IF obj_description((SELECT oid FROM pg_extension WHERE extname = 'pg_trgm'), 'pg_extension')
        LIKE '%created by customer_dal migration 0002_customers%' THEN
-        IF to_regnamespace('extensions') IS NULL THEN
-            CREATE SCHEMA extensions;
-            COMMENT ON SCHEMA extensions IS 'Extensions'' objects, out of public; created by customer_dal migration 0005_schema_documentation, dropped by its rollback';
-        END IF;
-        ALTER EXTENSION pg_trgm SET SCHEMA extensions;
+        BEGIN
+            IF to_regnamespace('extensions') IS NULL THEN
+                CREATE SCHEMA extensions;
+                COMMENT ON SCHEMA extensions IS 'Extensions'' objects, out of public; created by customer_dal migration 0005_schema_documentation, dropped by its rollback';
+            END IF;
+            ALTER EXTENSION pg_trgm SET SCHEMA extensions;
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE NOTICE 'pg_trgm stays in schema public: only a superuser can move it (%)', SQLERRM;
+        END;
     END IF;
 END
 $$;

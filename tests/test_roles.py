@@ -204,3 +204,39 @@ def test_the_readonly_role_runs_status_on_the_standby(
             password=readonly["password"],
         )
         assert migration_status(on_standby) == APPLIED
+
+
+def test_a_database_owner_without_roles_sql_migrates_and_pg_trgm_stays_in_public(
+    server_dsn: str,
+) -> None:
+    """Without roles.sql, an owner that is no superuser creates pg_trgm itself (trusted)
+    but cannot move it out of public: migration 0005 leaves it there and goes on."""
+    tag = f"{os.getpid()}_{next(_names)}"
+    dbname, role, password = f"cdal_plain_{tag}", f"cdal_plain_owner_{tag}", secrets.token_hex(16)
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(password)
+            )
+        )
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(dbname), sql.Identifier(role)
+            )
+        )
+    owner_dsn = make_conninfo(with_database(server_dsn, dbname), user=role, password=password)
+    try:
+        migrate(owner_dsn)
+        with _as(owner_dsn) as conn:
+            [(schema,)] = conn.execute(
+                "SELECT extnamespace::regnamespace::text FROM pg_extension "
+                "WHERE extname = 'pg_trgm'"
+            ).fetchall()
+            assert schema == "public"
+            customers = CustomerRepository(conn)
+            ann = customers.create({"name": "Ann Lee", "phone": "555-123-4567"})
+            assert customers.search("ann") == [ann]
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(dbname)))
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
