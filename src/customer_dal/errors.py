@@ -266,22 +266,8 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-for _cls in (
-    DataAccessError,
-    ConfigurationError,
-    ConstraintViolationError,
-    DatabaseUnavailableError,
-    DuplicateEmailError,
-    MigrationError,
-    MigrationLockedError,
-    DuplicatePhoneError,
-    PermissionDeniedError,
-    QueryTimeoutError,
-    ReadOnlyDatabaseError,
-    SchemaNotReadyError,
-    StaleUpdateError,
-    TransactionConflictError,
-    UnknownUserError,
-):
-    # Tracebacks show the public import path, as psycopg_pool does.
-    _cls.__module__ = "customer_dal"
+# Tracebacks show the public import path, as psycopg_pool does.
+for _name in __all__:
+    _exported = globals()[_name]
+    if isinstance(_exported, type):
+        _exported.__module__ = "customer_dal"
