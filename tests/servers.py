@@ -141,6 +141,22 @@ class ReplicaPair:
 
     primary_dsn: str
     replica_dsn: str
+    standby: _Server
+
+    def stop_standby(self) -> None:
+        """Stop the standby (fast: its connections are cut), as an outage would."""
+        self.standby.stop()
+
+    def start_standby(self) -> None:
+        self.standby.start()
+        self.wait_for_replay(_TIMEOUT)
+
+    def pause_replay(self) -> None:
+        """Freeze what the standby shows, as a lagging standby would."""
+        _execute(self.replica_dsn, "SELECT pg_wal_replay_pause()")
+
+    def resume_replay(self) -> None:
+        _execute(self.replica_dsn, "SELECT pg_wal_replay_resume()")
 
     def wait_for_replay(self, timeout: float = 10.0) -> None:
         """Return once the standby has replayed everything the primary has written."""
@@ -153,6 +169,11 @@ class ReplicaPair:
             timeout,
             f"the standby to replay up to {target}",
         )
+
+
+def _execute(dsn: str, query: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(query)
 
 
 def _wait_until(dsn: str, query: str, params: list[Any], timeout: float, what: str) -> None:
@@ -267,7 +288,7 @@ def running_replica_pair() -> Iterator[ReplicaPair]:
             raise RuntimeError(
                 f"could not start the replica pair: {exc}\n{stderr.decode(errors='replace')}{logs}"
             ) from exc
-        yield ReplicaPair(primary.dsn, replica.dsn)
+        yield ReplicaPair(primary.dsn, replica.dsn, replica)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ Everything public is importable from here::
     with customer_dal.pool(max_size=10) as pool:    # a psycopg_pool.ConnectionPool
         with pool.connection() as conn:
             customer_dal.CustomerRepository(conn).get(ann.id)
+        shop = customer_dal.PooledCustomerRepository(pool)  # shared; reads go to
+        shop.get(ann.id)                                    # $DATABASE_REPLICA_URL if set
 
 Behind PgBouncer in transaction mode set ``CUSTOMER_DAL_POOLER=transaction``
 (see :mod:`customer_dal.db`). The library logs to the ``customer_dal`` logger
@@ -51,6 +53,7 @@ from .models import (
     User,
     UserCreate,
 )
+from .routing import PooledCustomerRepository, PooledUserRepository
 from .users import UserRepository
 
 __all__ = [
@@ -70,6 +73,8 @@ __all__ = [
     "MigrationLockedError",
     "MigrationState",
     "PermissionDeniedError",
+    "PooledCustomerRepository",
+    "PooledUserRepository",
     "QueryTimeoutError",
     "ReadOnlyDatabaseError",
     "SchemaNotReadyError",

@@ -13,6 +13,9 @@ The rules every command keeps:
   ``database: user@host:port/dbname`` (or ``database: embedded <data dir>``)
   on stderr before it does anything there. Passwords are never printed, and
   psql gets its password through the environment, not its argument list.
+  ``search`` and ``export`` only read: with ``DATABASE_REPLICA_URL`` set they
+  read from that hot standby (a ``reads from:`` line names it), or from the
+  database, with a warning, when the standby does not answer.
 * **Stored text cannot take over the terminal.** Control characters in what
   the CLI prints (search results, import reasons, errors) are shown escaped
   (``\x1b``, ``\n``): a row written by hand in SQL cannot clear the screen or
@@ -28,7 +31,7 @@ import sys
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import psycopg
 from pydantic import ValidationError
@@ -45,8 +48,15 @@ from .csv_io import (
     read_customer_rows,
 )
 from .customers import CustomerRepository
-from .db import configured_dsn, connect, describe_target, split_password
-from .errors import DataAccessError, translate
+from .db import (
+    configured_dsn,
+    configured_replica_dsn,
+    connect,
+    describe,
+    describe_target,
+    split_password,
+)
+from .errors import DataAccessError, DatabaseUnavailableError, translate
 from .models import CustomerSearch
 from .progress import Progress
 from .seed import fake_customers
@@ -267,6 +277,20 @@ def _database(args: argparse.Namespace) -> str:
     return configured or embedded.embedded_dsn()
 
 
+def _connect_for_reads(args: argparse.Namespace) -> psycopg.Connection[Any]:
+    """A connection for a command that only reads (search, export): to the hot standby
+    when ``$DATABASE_REPLICA_URL`` names one and it answers, else to the database."""
+    primary = _database(args)
+    replica = configured_replica_dsn()
+    if replica is not None:
+        print(f"reads from: {describe(replica)}", file=sys.stderr)
+        try:
+            return connect(replica)
+        except DatabaseUnavailableError as exc:
+            _say(f"warning: {exc}; reading from the primary")
+    return connect(primary)
+
+
 def _migrate(args: argparse.Namespace) -> int:
     applied = migrations.migrate(_database(args))
     for migration_id in applied:
@@ -295,7 +319,7 @@ def _status(args: argparse.Namespace) -> int:
 def _search(args: argparse.Namespace) -> int:
     # Checked before connecting: a bad query needs no database to be refused.
     search = CustomerSearch(query=args.query, include_inactive=args.inactive, limit=args.limit)
-    with connect(_database(args)) as conn:
+    with _connect_for_reads(args) as conn:
         found = CustomerRepository(conn).search(
             search.query, include_inactive=search.include_inactive, limit=search.limit
         )
@@ -372,7 +396,7 @@ class _Refusals:
 
 def _export(args: argparse.Namespace) -> int:
     check_export_target(args.file)
-    with connect(_database(args)) as conn:
+    with _connect_for_reads(args) as conn:
         rows = export_csv(
             conn,
             args.file,

@@ -29,7 +29,8 @@ import inspect
 import os
 import re
 import sys
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote, unquote, urlencode
 
 import psycopg
@@ -39,10 +40,12 @@ from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
 from .embedded import data_directory, embedded_dsn
 from .errors import ConfigurationError, DatabaseUnavailableError
+from .replicas import ReadReplica
 
 __all__ = [
     "Pool",
     "configured_dsn",
+    "configured_replica_dsn",
     "connect",
     "describe",
     "describe_target",
@@ -56,12 +59,19 @@ __all__ = [
 ]
 
 DATABASE_URL_ENV = "DATABASE_URL"
+# A hot standby for the read-only calls of a pool's repositories (see replicas.py).
+REPLICA_URL_ENV = "DATABASE_REPLICA_URL"
 POOLER_ENV = "CUSTOMER_DAL_POOLER"
 # What sits between the library and PostgreSQL. Only a transaction-mode pooler
 # changes anything: a session-mode one keeps a client on one server connection.
 POOLER_MODES = ("none", "session", "transaction")
 # A server that does not answer should fail in seconds, not hang a deploy.
 _DEFAULT_CONNECT_TIMEOUT = 10
+# How long a read waits for a standby connection before it reads from the
+# primary, and how long reads then leave the standby alone (see replicas.py).
+_DEFAULT_REPLICA_WAIT = 2.0
+_DEFAULT_REPLICA_RETRY = 5.0
+T = TypeVar("T")
 _SCHEME_ALIASES = ("postgresql+psycopg://", "postgres+psycopg://")
 # DATABSE_URL and DATABASE_URI score about 0.95; TEST_DATABASE_URL, a
 # legitimately different variable, scores 0.83.
@@ -103,14 +113,26 @@ def configured_dsn(dsn: str | None = None) -> str | None:
     """
     if dsn:
         return _normalise(dsn)
-    from_env = os.environ.get(DATABASE_URL_ENV)
-    if from_env is None:
+    configured = _from_environment(DATABASE_URL_ENV, "unset it to use the embedded server")
+    if configured is None:
         _warn_about_lookalikes()
+    return configured
+
+
+def configured_replica_dsn(replica_dsn: str | None = None) -> str | None:
+    """``replica_dsn``, else ``$DATABASE_REPLICA_URL``, normalised; None means no replica:
+    every read goes to the primary. Set but empty is an error, as for DATABASE_URL."""
+    if replica_dsn:
+        return _normalise(replica_dsn)
+    return _from_environment(REPLICA_URL_ENV, "unset it to read from the primary")
+
+
+def _from_environment(name: str, when_empty: str) -> str | None:
+    from_env = os.environ.get(name)
+    if from_env is None:
         return None
     if not from_env.strip():
-        raise ConfigurationError(
-            f"{DATABASE_URL_ENV} is set but empty; unset it to use the embedded server"
-        )
+        raise ConfigurationError(f"{name} is set but empty; {when_empty}")
     return _normalise(from_env)
 
 
@@ -308,7 +330,15 @@ def connect(
         ) from exc
 
 
-def pool(dsn: str | None = None, *, pooler: str | None = None, **options: Any) -> Pool:
+def pool(
+    dsn: str | None = None,
+    *,
+    pooler: str | None = None,
+    replica_dsn: str | None = None,
+    replica_wait: float = _DEFAULT_REPLICA_WAIT,
+    replica_retry: float = _DEFAULT_REPLICA_RETRY,
+    **options: Any,
+) -> Pool:
     """Open a connection pool whose connections are configured as :func:`connect`'s.
 
     ``options`` that ``psycopg_pool.ConnectionPool`` takes (``min_size``,
@@ -319,15 +349,39 @@ def pool(dsn: str | None = None, *, pooler: str | None = None, **options: Any) -
     and so does every later ``getconn()`` or ``connection()`` that waits for a
     connection longer than ``timeout`` (see :class:`Pool`). Use it as a context
     manager, or call ``close()``, to stop its threads and connections.
+
+    ``replica_dsn`` (else ``$DATABASE_REPLICA_URL``) names a hot standby: the
+    pool then holds a second pool, of the same options, for the read-only
+    calls of the pooled repositories (:mod:`customer_dal.routing`). It opens
+    without waiting: a standby that is down must not keep the application
+    down, since reads fall back to the primary (see :mod:`customer_dal.replicas`
+    for ``replica_wait`` and ``replica_retry``).
     """
     resolved = resolve_dsn(dsn)
+    replica = configured_replica_dsn(replica_dsn)
     pool_options = {name: value for name, value in options.items() if name in _POOL_OPTIONS}
     others = {name: value for name, value in options.items() if name not in _POOL_OPTIONS}
-    conninfo, keywords = _connection_settings(resolved, pooler, others)
-    opened = Pool(conninfo, kwargs=keywords, open=False, **pool_options)
-    opened.target = describe(resolved)
-    opened.open(wait=True, timeout=opened.timeout)
-    return opened
+    primary = _new_pool(resolved, pooler, pool_options, others)
+    new_standby_pool = None
+    if replica is not None:
+        standby_options = {**pool_options, "name": f"{primary.name}-replica"}
+        new_standby_pool = functools.partial(_new_pool, replica, pooler, standby_options, others)
+        new_standby_pool()  # a bad option fails here, before any pool has threads
+    primary.open(wait=True, timeout=primary.timeout)
+    if new_standby_pool is not None:
+        primary.replica = ReadReplica(
+            new_standby_pool, wait=replica_wait, retry_after=replica_retry
+        )
+    return primary
+
+
+def _new_pool(
+    dsn: str, pooler: str | None, pool_options: dict[str, Any], others: dict[str, Any]
+) -> Pool:
+    conninfo, keywords = _connection_settings(dsn, pooler, others)
+    unopened = Pool(conninfo, kwargs=keywords, open=False, **pool_options)
+    unopened.target = describe(dsn)
+    return unopened
 
 
 class Pool(ConnectionPool[psycopg.Connection[Any]]):
@@ -340,6 +394,8 @@ class Pool(ConnectionPool[psycopg.Connection[Any]]):
     """
 
     target = "the database"  # user@host:port/dbname, set by pool()
+    # The hot standby for reads, when pool() was given one.
+    replica: ReadReplica | None = None
     # How the pool's latest attempt to connect (made in its own threads) ended:
     # None when it worked, or none was made yet.
     _connect_error: psycopg.Error | None = None
@@ -354,6 +410,22 @@ class Pool(ConnectionPool[psycopg.Connection[Any]]):
             raise
         self._connect_error = None
         return connection
+
+    def run(self, call: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """``call`` on one of this pool's connections (the primary's)."""
+        with self.connection() as conn:
+            return call(conn)
+
+    def run_read(self, call: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """``call``, which only reads, on the replica when there is one and it answers."""
+        if self.replica is None:
+            return self.run(call)
+        return self.replica.run(call, fallback=self.run)
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self.replica is not None:
+            self.replica.close()
+        super().close(timeout)
 
     def wait(self, timeout: float = 30.0) -> None:
         try:

@@ -1,0 +1,303 @@
+"""Read replicas: a pool's repositories read from a real streaming standby, write to
+the primary, read from the primary when asked to (or when the standby is away), and
+say so once per outage."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+import customer_dal
+from customer_dal import (
+    ConfigurationError,
+    CustomerRepository,
+    DatabaseUnavailableError,
+    PooledCustomerRepository,
+    PooledUserRepository,
+    cli,
+    migrate,
+)
+from customer_dal.db import Pool, with_database
+
+from .servers import ReplicaPair, replica_pair  # noqa: F401 - the fixture
+
+_phones = itertools.count(5_550_000_000)
+_REPLICA_LOGGER = "customer_dal.replicas"
+
+
+def _phone() -> str:
+    return str(next(_phones))
+
+
+@pytest.fixture(scope="module")
+def databases(replica_pair: ReplicaPair) -> Iterator[tuple[str, str]]:  # noqa: F811
+    """A migrated database on the primary: its DSN there and on the standby."""
+    name = f"cdal_replicas_{os.getpid()}"
+    with psycopg.connect(replica_pair.primary_dsn, autocommit=True) as primary:
+        primary.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    primary_dsn = with_database(replica_pair.primary_dsn, name)
+    migrate(primary_dsn)
+    replica_pair.wait_for_replay()
+    yield primary_dsn, with_database(replica_pair.replica_dsn, name)
+    with psycopg.connect(replica_pair.primary_dsn, autocommit=True) as primary:
+        primary.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def routed(databases: tuple[str, str]) -> Iterator[Pool]:
+    primary, replica = databases
+    with customer_dal.pool(
+        primary, replica_dsn=replica, min_size=1, max_size=2, replica_wait=1, replica_retry=0.2
+    ) as opened:
+        yield opened
+
+
+@pytest.fixture
+def lagging(replica_pair: ReplicaPair) -> Iterator[ReplicaPair]:  # noqa: F811
+    """The standby, caught up and then frozen: it sees nothing written from here on."""
+    replica_pair.wait_for_replay()
+    replica_pair.pause_replay()
+    yield replica_pair
+    replica_pair.resume_replay()
+    replica_pair.wait_for_replay()
+
+
+def _in_recovery(conn: psycopg.Connection[Any]) -> bool:
+    [(answer,)] = conn.execute("SELECT pg_is_in_recovery()").fetchall()
+    return bool(answer)
+
+
+def test_reads_go_to_the_standby_and_writes_to_the_primary(routed: Pool) -> None:
+    assert routed.run_read(_in_recovery) is True
+    assert routed.run(_in_recovery) is False
+    assert routed.replica is not None
+    assert routed.replica.pool.name == f"{routed.name}-replica"
+
+
+def test_each_read_only_call_reads_the_standby_and_on_primary_reads_the_primary(
+    routed: Pool, lagging: ReplicaPair
+) -> None:
+    customers = PooledCustomerRepository(routed)
+    phone = _phone()
+    # A write on the standby would fail (read-only): create goes to the primary.
+    ann = customers.create({"name": "Zebediah Lagwell", "phone": phone})
+
+    # The frozen standby has not seen her: every read-only call ran there.
+    assert customers.get(ann.id) is None
+    assert customers.get_by_phone(phone) is None
+    assert customers.search("Lagwell") == []
+    assert ann.id not in {c.id for c in customers.list(per_page=100).customers}
+    on_standby = customers.count_active()
+
+    # Read-your-writes: the primary has her.
+    primary = customers.on_primary()
+    assert primary.get(ann.id) == ann
+    assert primary.get_by_phone(phone) == ann
+    assert primary.search("Lagwell") == [ann]
+    assert primary.count_active() == on_standby + 1
+
+
+def test_writes_go_to_the_primary(routed: Pool, replica_pair: ReplicaPair) -> None:  # noqa: F811
+    customers = PooledCustomerRepository(routed)
+    ann = customers.create({"name": "Ann Writer", "phone": _phone()})
+    changed = customers.update(ann.id, {"notes": "moved"}, expected_updated_at=ann.updated_at)
+    assert changed is not None
+    assert changed.notes == "moved"
+    assert customers.soft_delete(ann.id) is True
+    restored = customers.restore(ann.id)
+    assert restored is not None
+    assert restored.is_active
+
+    replica_pair.wait_for_replay()
+    assert customers.get(ann.id) == restored  # and the standby caught up
+
+
+def test_users_are_routed_too(routed: Pool, lagging: ReplicaPair) -> None:
+    users = PooledUserRepository(routed)
+    clerk = users.create("Clerk Lag")
+    assert users.get(clerk.id) is None  # the standby is behind
+    assert users.on_primary().get(clerk.id) == clerk
+
+
+def test_calls_in_a_transaction_run_on_the_primary(routed: Pool) -> None:
+    with routed.connection() as conn, conn.transaction():
+        customers = CustomerRepository(conn)
+        ann = customers.create({"name": "Ann Atomic", "phone": _phone()})
+        assert customers.get(ann.id) == ann  # read inside the transaction: the primary
+        assert _in_recovery(conn) is False
+
+
+def test_reads_fall_back_to_the_primary_with_one_warning_per_outage(
+    routed: Pool,
+    replica_pair: ReplicaPair,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    customers = PooledCustomerRepository(routed)
+    ann = customers.create({"name": "Ann Outage", "phone": _phone()})
+    replica_pair.wait_for_replay()
+    caplog.set_level(logging.INFO, logger=_REPLICA_LOGGER)
+
+    replica_pair.stop_standby()
+    try:
+        for _ in range(5):  # the first read finds the pooled connection cut
+            assert customers.get(ann.id) == ann
+        assert routed.run_read(_in_recovery) is False
+        time.sleep(0.3)  # past replica_retry: one read tries the standby, and fails
+        assert customers.search("Outage") == [ann]
+    finally:
+        replica_pair.start_standby()
+    ours = [r for r in caplog.records if r.name == _REPLICA_LOGGER]
+    warnings = [r for r in ours if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "is unreachable, reads go to the primary" in warnings[0].getMessage()
+    assert "-replica" not in warnings[0].getMessage()  # the server, not the pool's name
+
+    time.sleep(0.3)
+    assert routed.run_read(_in_recovery) is True  # back on the standby
+    ours = [r for r in caplog.records if r.name == _REPLICA_LOGGER]
+    assert ours[-1].levelno == logging.INFO
+    assert ours[-1].getMessage().endswith("answers again; reads go to it")
+
+    # A second outage is a second warning.
+    caplog.clear()
+    replica_pair.stop_standby()
+    try:
+        assert customers.get(ann.id) == ann
+    finally:
+        replica_pair.start_standby()
+    ours = [r for r in caplog.records if r.name == _REPLICA_LOGGER]
+    assert [r.levelno for r in ours] == [logging.WARNING]
+
+
+def test_a_standby_down_from_the_start_does_not_stop_the_pool(
+    databases: tuple[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    primary, _ = databases
+    nowhere = f"postgresql://postgres@/postgres?host={tmp_path}&port=1"
+    caplog.set_level(logging.WARNING, logger=_REPLICA_LOGGER)
+    with customer_dal.pool(
+        primary, replica_dsn=nowhere, min_size=1, replica_wait=0.5, replica_retry=60
+    ) as opened:
+        customers = PooledCustomerRepository(opened)
+        ann = customers.create({"name": "Ann Nowhere", "phone": _phone()})
+        started = time.monotonic()
+        assert customers.get(ann.id) == ann
+        assert customers.get(ann.id) == ann  # in the outage: no second wait
+        assert time.monotonic() - started < 5
+    [warning] = [r.getMessage() for r in caplog.records if r.name == _REPLICA_LOGGER]
+    assert f"read replica postgres@{tmp_path}:1/postgres is unreachable" in warning
+    assert "No such file or directory" in warning
+
+
+def test_the_replica_comes_from_the_environment(
+    databases: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    primary, replica = databases
+    monkeypatch.setenv("DATABASE_REPLICA_URL", replica)
+    with customer_dal.pool(primary, min_size=1) as opened:
+        assert opened.run_read(_in_recovery) is True
+    monkeypatch.setenv("DATABASE_REPLICA_URL", " ")
+    with pytest.raises(ConfigurationError, match="DATABASE_REPLICA_URL is set but empty"):
+        customer_dal.pool(primary)
+
+
+def test_without_a_replica_reads_go_to_the_primary(databases: tuple[str, str]) -> None:
+    primary, _ = databases
+    with customer_dal.pool(primary, min_size=1) as opened:
+        assert opened.replica is None
+        customers = PooledCustomerRepository(opened)
+        ann = customers.create({"name": "Ann Single", "phone": _phone()})
+        assert customers.get(ann.id) == ann
+
+
+def test_a_pooled_repository_needs_a_pool(databases: tuple[str, str]) -> None:
+    primary, _ = databases
+    with psycopg.connect(primary) as conn:
+        with pytest.raises(TypeError, match="not Connection; for one connection use Customer"):
+            PooledCustomerRepository(conn)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="use UserRepository"):
+            PooledUserRepository(conn)  # type: ignore[arg-type]
+
+
+def test_pooled_methods_keep_their_names_and_documentation() -> None:
+    assert PooledCustomerRepository.search.__doc__ == CustomerRepository.search.__doc__
+    assert PooledCustomerRepository.get.__name__ == "get"
+
+
+def test_export_reads_from_the_replica(
+    databases: tuple[str, str],
+    lagging: ReplicaPair,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    primary, replica = databases
+    with psycopg.connect(primary, autocommit=True) as conn:
+        CustomerRepository(conn).create({"name": "Ann Unexported", "phone": _phone()})
+    monkeypatch.setenv("DATABASE_REPLICA_URL", replica)
+    target = tmp_path / "out.csv"
+
+    assert cli.main(["--dsn", primary, "export", str(target)]) == 0
+    err = capsys.readouterr().err
+    assert "reads from: " in err
+    assert "Ann Unexported" not in target.read_text()  # the standby is behind
+
+    assert cli.main(["--dsn", primary, "search", "Unexported"]) == 0
+    assert "(0 customers)" in capsys.readouterr().out
+
+
+def test_export_falls_back_to_the_primary_when_the_replica_is_away(
+    databases: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    primary, _ = databases
+    with psycopg.connect(primary, autocommit=True) as conn:
+        CustomerRepository(conn).create({"name": "Ann Fallback", "phone": _phone()})
+    monkeypatch.setenv("DATABASE_REPLICA_URL", f"postgresql://postgres@/x?host={tmp_path}&port=1")
+    target = tmp_path / "out.csv"
+
+    assert cli.main(["--dsn", primary, "export", str(target)]) == 0
+    [warning] = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warning.startswith(f"customer-dal: warning: cannot connect to postgres@{tmp_path}:1/x")
+    assert warning.endswith("; reading from the primary")
+    assert "Ann Fallback" in target.read_text()
+
+
+def test_reads_that_fail_together_make_one_warning(
+    routed: Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=_REPLICA_LOGGER)
+    both = threading.Barrier(2, timeout=10)
+
+    def cut(conn: psycopg.Connection[Any]) -> None:
+        both.wait()  # two reads in flight at once, on the standby, then on the primary
+        raise DatabaseUnavailableError(f"cut (recovery: {_in_recovery(conn)})")
+
+    failures: list[str] = []
+
+    def read() -> None:
+        try:
+            routed.run_read(cut)
+        except DatabaseUnavailableError as exc:
+            failures.append(str(exc))
+
+    threads = [threading.Thread(target=read) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == ["cut (recovery: False)"] * 2  # each fell back to the primary
+    [warning] = [r.getMessage() for r in caplog.records if r.name == _REPLICA_LOGGER]
+    assert warning.endswith("cut (recovery: True)")
