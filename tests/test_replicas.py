@@ -27,7 +27,7 @@ from customer_dal import (
     cli,
     migrate,
 )
-from customer_dal.db import Pool, with_database
+from customer_dal.db import Pool, describe, with_database
 
 from .servers import ReplicaPair, replica_pair  # noqa: F401 - the fixture
 
@@ -234,7 +234,24 @@ def test_pooled_methods_keep_their_names_and_documentation() -> None:
     assert PooledCustomerRepository.get.__name__ == "get"
 
 
-def test_export_reads_from_the_replica(
+def _export_through(
+    primary: str,
+    replica: str,
+    name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[str, list[str]]:
+    """Create ``name`` on the primary, then export with the replica set: the file, stderr."""
+    with psycopg.connect(primary, autocommit=True) as conn:
+        CustomerRepository(conn).create({"name": name, "phone": _phone()})
+    monkeypatch.setenv("DATABASE_REPLICA_URL", replica)
+    target = tmp_path / "out.csv"
+    assert cli.main(["--dsn", primary, "export", str(target)]) == 0
+    return target.read_text(), capsys.readouterr().err.splitlines()
+
+
+def test_export_and_search_read_from_the_replica(
     databases: tuple[str, str],
     lagging: ReplicaPair,
     tmp_path: Path,
@@ -242,15 +259,11 @@ def test_export_reads_from_the_replica(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     primary, replica = databases
-    with psycopg.connect(primary, autocommit=True) as conn:
-        CustomerRepository(conn).create({"name": "Ann Unexported", "phone": _phone()})
-    monkeypatch.setenv("DATABASE_REPLICA_URL", replica)
-    target = tmp_path / "out.csv"
-
-    assert cli.main(["--dsn", primary, "export", str(target)]) == 0
-    err = capsys.readouterr().err
-    assert "reads from: " in err
-    assert "Ann Unexported" not in target.read_text()  # the standby is behind
+    exported, err = _export_through(
+        primary, replica, "Ann Unexported", tmp_path, monkeypatch, capsys
+    )
+    assert f"reads from: {describe(replica)}" in err
+    assert "Ann Unexported" not in exported  # the standby is behind
 
     assert cli.main(["--dsn", primary, "search", "Unexported"]) == 0
     assert "(0 customers)" in capsys.readouterr().out
@@ -263,16 +276,12 @@ def test_export_falls_back_to_the_primary_when_the_replica_is_away(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     primary, _ = databases
-    with psycopg.connect(primary, autocommit=True) as conn:
-        CustomerRepository(conn).create({"name": "Ann Fallback", "phone": _phone()})
-    monkeypatch.setenv("DATABASE_REPLICA_URL", f"postgresql://postgres@/x?host={tmp_path}&port=1")
-    target = tmp_path / "out.csv"
-
-    assert cli.main(["--dsn", primary, "export", str(target)]) == 0
-    [warning] = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    nowhere = f"postgresql://postgres@/x?host={tmp_path}&port=1"
+    exported, err = _export_through(primary, nowhere, "Ann Fallback", tmp_path, monkeypatch, capsys)
+    [warning] = [line for line in err if "warning" in line]
     assert warning.startswith(f"customer-dal: warning: cannot connect to postgres@{tmp_path}:1/x")
     assert warning.endswith("; reading from the primary")
-    assert "Ann Fallback" in target.read_text()
+    assert "Ann Fallback" in exported
 
 
 def test_reads_that_fail_together_make_one_warning(
