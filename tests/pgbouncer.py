@@ -25,9 +25,12 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -62,6 +65,23 @@ def pgbouncer_fixture(server_dsn: str) -> Iterator[Bouncer]:
     require_pgbouncer()
     with running_pgbouncer(server_dsn, pool_size=POOL_SIZE) as bouncer:
         yield bouncer
+
+
+# The installed ``customer-dal`` entry point, beside this interpreter.
+CUSTOMER_DAL = str(Path(sys.executable).with_name("customer-dal"))
+
+
+def customer_dal(through: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``customer-dal`` command on ``through`` as a deployment behind PgBouncer
+    would: a process of its own, with ``CUSTOMER_DAL_POOLER=transaction``."""
+    return subprocess.run(
+        [CUSTOMER_DAL, "--dsn", through, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CUSTOMER_DAL_POOLER": "transaction", "CUSTOMER_DAL_DEBUG": ""},
+    )
 
 
 # -- what a command left behind ---------------------------------------------------------

@@ -9,9 +9,6 @@ client's statement; migrations leave session state on pooled connections.
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, closing
 from typing import Any
@@ -35,6 +32,7 @@ from .pgbouncer import (  # noqa: F401 - the fixture
     CLEAN,
     POOL_SIZE,
     Bouncer,
+    customer_dal,
     pgbouncer_fixture,
     pins,
     server_connections,
@@ -228,17 +226,6 @@ def test_without_the_setting_a_client_runs_another_clients_statement(
 # -- migrations and status ---------------------------------------------------------
 
 
-def _cli(through: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "customer_dal", "--dsn", through, *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "CUSTOMER_DAL_POOLER": "transaction"},
-    )
-
-
 def test_migrations_refuse_the_pooler_setting_and_leave_nothing_behind(
     pgbouncer: Bouncer, dsn: str, empty_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -248,11 +235,15 @@ def test_migrations_refuse_the_pooler_setting_and_leave_nothing_behind(
         with pytest.raises(MigrationError) as caught:
             run(target)
         assert str(caught.value) == REFUSAL
-    for command in ("migrate", "rollback"):
-        done = _cli(empty, command)
-        assert (done.returncode, done.stderr.splitlines()[-1]) == (
+    # The command: one line, after the one naming the database.
+    for command, target in itertools.product(
+        (["migrate"], ["rollback"], ["rollback", "--steps", "3"]), (migrated, empty)
+    ):
+        done = customer_dal(target, *command)
+        assert (done.returncode, done.stdout, done.stderr.splitlines()) == (
             1,
-            f"customer-dal: error: {REFUSAL}",
+            "",
+            [f"database: {describe(target)}", f"customer-dal: error: {REFUSAL}"],
         )
     # Status only reads: it works through the pooler.
     assert migration_status(migrated) == states("applied")
