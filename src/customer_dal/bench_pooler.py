@@ -17,6 +17,11 @@ would (``with pool.connection() as conn: CustomerRepository(conn).get(7)``).
 The three take turns call by call, so a noisy machine's drift hits them alike;
 one client thread, so the figure is the latency a call pays, not throughput.
 Without PgBouncer the figure is skipped, in one line that says why.
+
+psycopg_pool hands its connections out in turn, while PgBouncer reuses its most
+recent server connection: directly, consecutive calls meet different server
+processes; through PgBouncer, one warm process serves them all. That is part
+of what is measured, as an application would meet it (docs/benchmarks.md).
 """
 
 from __future__ import annotations
