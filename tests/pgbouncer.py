@@ -71,7 +71,7 @@ def pgbouncer_fixture(server_dsn: str) -> Iterator[Bouncer]:
 CUSTOMER_DAL = str(Path(sys.executable).with_name("customer-dal"))
 
 
-def customer_dal(through: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_customer_dal(through: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the ``customer-dal`` command on ``through`` as a deployment behind PgBouncer
     would: a process of its own, with ``CUSTOMER_DAL_POOLER=transaction``."""
     return subprocess.run(

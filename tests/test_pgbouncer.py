@@ -32,9 +32,9 @@ from .pgbouncer import (  # noqa: F401 - the fixture
     CLEAN,
     POOL_SIZE,
     Bouncer,
-    customer_dal,
     pgbouncer_fixture,
     pins,
+    run_customer_dal,
     server_connections,
 )
 from .shipped import states
@@ -239,7 +239,7 @@ def test_migrations_refuse_the_pooler_setting_and_leave_nothing_behind(
     for command, target in itertools.product(
         (["migrate"], ["rollback"], ["rollback", "--steps", "3"]), (migrated, empty)
     ):
-        done = customer_dal(target, *command)
+        done = run_customer_dal(target, *command)
         assert (done.returncode, done.stdout, done.stderr.splitlines()) == (
             1,
             "",

@@ -24,8 +24,8 @@ from .pgbouncer import (  # noqa: F401 - the fixture
     CLEAN,
     POOL_SIZE,
     Bouncer,
-    customer_dal,
     pgbouncer_fixture,
+    run_customer_dal,
     server_connections,
 )
 from .shipped import status_lines
@@ -49,7 +49,7 @@ def _stderr(done: Any, through: str) -> list[str]:
 def test_status(pgbouncer: Bouncer, dsn: str, empty_dsn: str) -> None:
     for target, code, state in ((dsn, 0, "applied"), (empty_dsn, 1, "pending")):
         through = pgbouncer.through(target)
-        done = customer_dal(through, "status")
+        done = run_customer_dal(through, "status")
         assert (done.returncode, done.stdout, _stderr(done, through)) == (
             code,
             status_lines(state),
@@ -93,7 +93,7 @@ def test_import_with_bad_rows(pgbouncer: Bouncer, dsn: str, held: int, tmp_path:
         f"in.csv, line 5: phone '(555) 000-0009' already belongs to active customer {held}",
     ]
 
-    done = customer_dal(through, "import", str(path))
+    done = run_customer_dal(through, "import", str(path))
     assert (done.returncode, done.stdout, _stderr(done, through)) == (
         1,
         "",
@@ -102,7 +102,7 @@ def test_import_with_bad_rows(pgbouncer: Bouncer, dsn: str, held: int, tmp_path:
     assert _names(dsn) == ["Held"]
     _left_nothing(pgbouncer, dsn)
 
-    done = customer_dal(through, "import", str(path), "--skip-invalid")
+    done = run_customer_dal(through, "import", str(path), "--skip-invalid")
     rejects = tmp_path / "in.rejects.csv"
     assert (done.returncode, done.stdout, _stderr(done, through)) == (
         0,
@@ -124,7 +124,7 @@ def test_import_of_a_clean_file(pgbouncer: Bouncer, dsn: str, tmp_path: Path) ->
     path = tmp_path / "in.csv"
     path.write_text(HEADER + "".join(f"C {i},555-200-{i:04d},,,,\n" for i in range(3000)))
     through = pgbouncer.through(dsn)
-    done = customer_dal(through, "import", str(path))
+    done = run_customer_dal(through, "import", str(path))
     assert (done.returncode, done.stdout, _stderr(done, through)) == (
         0,
         "imported 3,000 customers from in.csv\n",
@@ -139,7 +139,7 @@ def test_export(pgbouncer: Bouncer, dsn: str, tmp_path: Path) -> None:
     fetches several times inside its one transaction; the file is byte for byte what
     an export made directly writes, and holds what the table holds."""
     through = pgbouncer.through(dsn)
-    done = customer_dal(through, "seed", "--count", "2500", "--seed", "3")
+    done = run_customer_dal(through, "seed", "--count", "2500", "--seed", "3")
     assert (done.returncode, done.stdout) == (0, "seeded 2,500 customers\n")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("UPDATE customers SET is_active = false WHERE id % 7 = 0")
@@ -156,7 +156,7 @@ def test_export(pgbouncer: Bouncer, dsn: str, tmp_path: Path) -> None:
         ("active.csv", ["--active-only"], direct_active, sum(row[-1] for row in stored)),
     ):
         out = tmp_path / name
-        done = customer_dal(through, "export", str(out), *options)
+        done = run_customer_dal(through, "export", str(out), *options)
         assert (done.returncode, done.stdout, _stderr(done, through)) == (
             0,
             f"exported {rows:,} customers to {out}\n",
