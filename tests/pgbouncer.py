@@ -1,16 +1,15 @@
 """A real PgBouncer in transaction mode, in front of the server under test.
 
 The ``pgbouncer`` fixture (one per test module; import ``pgbouncer_fixture``)
-starts Debian's ``pgbouncer`` with ``pool_mode = transaction`` and a pool of
-:data:`POOL_SIZE` server connections per database, so that many clients share
-few server connections, as they do in production. Any database of the test
-server is reachable through it under its own name (``Bouncer.through(dsn)``),
+starts Debian's ``pgbouncer`` with :func:`customer_dal.local_pgbouncer.running_pgbouncer`
+(the launcher ``make bench`` uses too), with ``pool_mode = transaction`` and a
+pool of :data:`POOL_SIZE` server connections per database, so that many clients
+share few server connections, as they do in production. Any database of the
+test server is reachable through it under its own name (``Bouncer.through(dsn)``),
 so a test's fresh database works too.
 
-PgBouncer refuses to run as root, like PostgreSQL: as root it runs as the
-``embedded_postgres`` system user (see :mod:`tests.servers`), in a temporary
-directory of that user's, and reaches the server by the host (or Unix socket
-directory) and port of the server's DSN.
+:func:`server_connections` says what fresh clients meet on each of PgBouncer's
+server connections to a database: the proof that a command left nothing behind.
 
 :func:`pid_inventing_proxy` imitates the one trait of a pooler that the
 library detects (a made-up backend pid), for the tests that must cover that
@@ -24,17 +23,13 @@ failure: CI must not pass by skipping them.
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import socket
 import struct
 import subprocess
-import tempfile
+import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,172 +37,183 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from .servers import _free_port, _Runner
+from customer_dal.local_pgbouncer import (
+    Bouncer,
+    PgBouncerUnavailable,
+    pgbouncer_binary,
+    running_pgbouncer,
+)
 
 REQUIRE_ENV = "CUSTOMER_DAL_REQUIRE_PGBOUNCER"
-# Debian installs it in /usr/sbin, which a non-root PATH may lack.
-_CANDIDATES = ("pgbouncer", "/usr/sbin/pgbouncer", "/usr/local/sbin/pgbouncer")
 # Small, so that a dozen clients share two server connections.
 POOL_SIZE = 2
-_START_TIMEOUT = 30.0
 
 
-def pgbouncer_binary() -> str:
+def require_pgbouncer() -> str:
     """The pgbouncer program; skip the test without it (fail when it is required)."""
-    for candidate in _CANDIDATES:
-        found = shutil.which(candidate)
-        if found:
-            return found
-    reason = "pgbouncer is not installed (apt-get install -y pgbouncer)"
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{reason}, and {REQUIRE_ENV}=1 requires it")
-    pytest.skip(reason)
-
-
-def pgbouncer_version(binary: str) -> tuple[int, ...]:
-    output = subprocess.run(
-        [binary, "--version"], check=True, capture_output=True, text=True, timeout=30
-    ).stdout
-    found = re.search(r"PgBouncer (\d+)\.(\d+)", output)
-    assert found, f"unexpected pgbouncer --version output: {output!r}"
-    return tuple(int(part) for part in found.groups())
-
-
-@dataclass(frozen=True)
-class Bouncer:
-    """A running PgBouncer: where it listens, and how to reach a database through it."""
-
-    host: str
-    port: int
-    user: str
-    password: str | None
-    log: Path
-
-    def through(self, dsn: str) -> str:
-        """The DSN of ``dsn``'s database, reached through PgBouncer."""
-        dbname = conninfo_to_dict(dsn).get("dbname") or "postgres"
-        return make_conninfo(
-            host=self.host, port=self.port, user=self.user, dbname=dbname, password=self.password
-        )
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
-def _quote(value: str) -> str:
-    """A value of PgBouncer's connection string: single-quoted, quotes doubled."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _config(directory: Path, server: dict[str, Any], port: int, version: tuple[int, ...]) -> str:
-    target = {
-        "host": server.get("host") or "localhost",
-        "port": str(server.get("port") or 5432),
-        "user": server.get("user") or os.environ.get("PGUSER") or "postgres",
-    }
-    if server.get("password"):
-        target["password"] = server["password"]
-    database = " ".join(f"{key}={_quote(value)}" for key, value in target.items())
-    lines = [
-        "[databases]",
-        # Every database name goes to the same-named database of the server.
-        f"* = {database}",
-        "[pgbouncer]",
-        "listen_addr = 127.0.0.1",
-        f"listen_port = {port}",
-        f"unix_socket_dir = {directory}",
-        f"logfile = {directory / 'pgbouncer.log'}",
-        f"pidfile = {directory / 'pgbouncer.pid'}",
-        "auth_type = trust",
-        f"admin_users = {target['user']}",  # the console (database pgbouncer) for readiness
-        f"auth_file = {directory / 'userlist.txt'}",
-        "pool_mode = transaction",
-        f"default_pool_size = {POOL_SIZE}",
-        "max_client_conn = 500",
-        # The server's idle connections are reused most-recent first (LIFO),
-        # PgBouncer's default: a lone client keeps meeting the same one.
-        "server_round_robin = 0",
-    ]
-    if version >= (1, 21):
-        # Newer PgBouncers can track protocol-level prepared statements; the
-        # tests are about a pooler that cannot (1.18, Debian 12's, and any with
-        # this set to 0), so they keep the worst case on every version.
-        lines.append("max_prepared_statements = 0")
-    return "\n".join(lines) + "\n"
-
-
-@contextmanager
-def running_pgbouncer(server_dsn: str) -> Iterator[Bouncer]:
-    """Start PgBouncer in front of ``server_dsn``'s server; stop it on exit."""
-    binary = pgbouncer_binary()
-    runner = _Runner.for_this_process()
-    server = conninfo_to_dict(server_dsn)
-    user = server.get("user") or os.environ.get("PGUSER") or "postgres"
-    directory = Path(tempfile.mkdtemp(prefix="cdal-pgb-"))
     try:
-        runner.let_in(directory)
-        runner.own(directory)
-        port = _free_port()
-        (directory / "userlist.txt").write_text(f'"{user}" ""\n')
-        config = directory / "pgbouncer.ini"
-        config.write_text(_config(directory, server, port, pgbouncer_version(binary)))
-        for path in (directory / "userlist.txt", config):
-            runner.own(path)
-        bouncer = Bouncer(
-            "127.0.0.1", port, user, server.get("password"), directory / "pgbouncer.log"
-        )
-        with _process(runner, binary, config, bouncer):
-            yield bouncer
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-@contextmanager
-def _process(runner: _Runner, binary: str, config: Path, bouncer: Bouncer) -> Iterator[None]:
-    extra: dict[str, Any] = {}
-    if runner.user is not None:
-        extra = {"user": runner.user.pw_uid, "group": runner.user.pw_gid, "extra_groups": []}
-    process = subprocess.Popen(
-        [binary, str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd="/",  # the user may not be allowed into ours
-        **extra,
-    )
-    try:
-        _wait_until_ready(process, bouncer)
-        yield
-    finally:
-        process.terminate()  # SIGTERM: PgBouncer closes every connection and exits
-        try:
-            process.wait(timeout=_START_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_until_ready(process: subprocess.Popen[bytes], bouncer: Bouncer) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"pgbouncer exited with {process.returncode}:\n{bouncer.log_text()}")
-        try:
-            admin = make_conninfo(bouncer.through("dbname=pgbouncer"), connect_timeout=2)
-            with psycopg.connect(admin, autocommit=True, prepare_threshold=None):
-                return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"pgbouncer did not answer in {_START_TIMEOUT:g} s:\n{bouncer.log_text()}"
-                ) from None
-            time.sleep(0.05)
+        return pgbouncer_binary()
+    except PgBouncerUnavailable as missing:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{missing}, and {REQUIRE_ENV}=1 requires it")
+        pytest.skip(str(missing))
 
 
 @pytest.fixture(scope="module", name="pgbouncer")
 def pgbouncer_fixture(server_dsn: str) -> Iterator[Bouncer]:
     """PgBouncer in transaction mode in front of the test server, for one test module."""
-    with running_pgbouncer(server_dsn) as bouncer:
+    require_pgbouncer()
+    with running_pgbouncer(server_dsn, pool_size=POOL_SIZE) as bouncer:
         yield bouncer
+
+
+# The installed ``customer-dal`` entry point, beside this interpreter.
+CUSTOMER_DAL = str(Path(sys.executable).with_name("customer-dal"))
+
+
+def run_customer_dal(through: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``customer-dal`` command on ``through`` as a deployment behind PgBouncer
+    would: a process of its own, with ``CUSTOMER_DAL_POOLER=transaction``."""
+    return subprocess.run(
+        [CUSTOMER_DAL, "--dsn", through, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CUSTOMER_DAL_POOLER": "transaction", "CUSTOMER_DAL_DEBUG": ""},
+    )
+
+
+# -- what a command left behind ---------------------------------------------------------
+
+DEFAULT_SEARCH_PATH = '"$user", public'
+# What PgBouncer itself SETs on a server connection to match each client's startup
+# parameters (its track_extra_parameters and the always-tracked few): not a command's.
+_POOLER_SETS = (
+    "application_name",
+    "client_encoding",
+    "datestyle",
+    "intervalstyle",
+    "standard_conforming_strings",
+    "timezone",
+)
+CLEAN = {
+    "search_path": DEFAULT_SEARCH_PATH,
+    "settings": [],
+    "prepared": 0,
+    "cursors": 0,
+    "advisory_locks": 0,
+    "temporary_objects": 0,
+    "state": "idle",
+}
+_ADVISORY_LOCKS = """
+    SELECT count(*) FROM pg_locks
+    WHERE locktype = 'advisory'
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+# Temporary tables, indexes, sequences and views, and temporary functions and types:
+# whatever lives in a pg_temp_N or pg_toast_temp_N schema, of any session.
+_TEMPORARY_OBJECTS = """
+    SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relpersistence = 't' OR n.nspname LIKE 'pg\\_%temp\\_%')
+         + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname LIKE 'pg\\_%temp\\_%')
+         + (SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+            WHERE n.nspname LIKE 'pg\\_%temp\\_%')
+"""
+# Settings changed in the session (SET, set_config(..., false)) and still in force.
+_SESSION_SETTINGS = """
+    SELECT name, setting FROM pg_settings
+    WHERE source = 'session' AND lower(name) <> ALL(%s)
+    ORDER BY name
+"""
+
+
+def _value(conn: psycopg.Connection[Any], query: str, params: Any = None) -> Any:
+    [(value,)] = conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+    return value
+
+
+class Pin:
+    """A client holding a transaction open through PgBouncer, and with it one server
+    connection: with every connection of the pool pinned, or freed one at a time, a
+    test decides which server connection the next client gets."""
+
+    def __init__(self, through: str) -> None:
+        self.conn = psycopg.connect(through, prepare_threshold=None)
+        self.pid = self.hold()
+
+    def hold(self) -> int:
+        return int(_value(self.conn, "SELECT pg_backend_pid()"))
+
+    def free(self) -> None:
+        self.conn.commit()
+
+    def prepared(self) -> list[str]:
+        """The statements prepared on the server connection this pin holds."""
+        return [row[0] for row in self.conn.execute("SELECT statement FROM pg_prepared_statements")]
+
+    def left_behind(self, state: str) -> dict[str, Any]:
+        """What this server connection carries from earlier clients."""
+        return {
+            "search_path": _value(self.conn, "SHOW search_path"),
+            "settings": self.conn.execute(_SESSION_SETTINGS, [list(_POOLER_SETS)]).fetchall(),
+            "prepared": len(self.prepared()),
+            "cursors": _value(self.conn, "SELECT count(*) FROM pg_cursors"),
+            "advisory_locks": _value(self.conn, _ADVISORY_LOCKS),
+            "temporary_objects": _value(self.conn, _TEMPORARY_OBJECTS),
+            "state": state,
+        }
+
+
+@contextmanager
+def pins(through: str, count: int = POOL_SIZE) -> Iterator[list[Pin]]:
+    """``count`` clients, each holding one of PgBouncer's server connections."""
+    held: list[Pin] = []
+    try:
+        for _ in range(count):
+            held.append(Pin(through))
+        assert len({pin.pid for pin in held}) == count  # one server connection each
+        yield held
+    finally:
+        for pin in held:
+            pin.conn.close()
+
+
+def server_connections(bouncer: Bouncer, dsn: str) -> list[dict[str, Any]]:
+    """What fresh clients meet on each server connection PgBouncer holds to ``dsn``'s
+    database: its search_path and other session settings, prepared statements, open
+    cursors, advisory locks and temporary objects, and its state before they came
+    (``idle``, not ``idle in transaction``).
+
+    PgBouncer's console lists its server connections (SHOW SERVERS); ``dsn``, the
+    database reached directly, says each one's state; then as many clients as the pool
+    has connections pin one each through PgBouncer, so every one of them is seen.
+    """
+    dbname = conninfo_to_dict(dsn)["dbname"]
+    console = bouncer.through("dbname=pgbouncer")
+    # The console speaks the simple query protocol only: a client-side cursor.
+    with psycopg.connect(console, autocommit=True, cursor_factory=psycopg.ClientCursor) as admin:
+        cursor = admin.execute("SHOW SERVERS")
+        columns = [column.name for column in cursor.description or []]
+        servers = {
+            server["remote_pid"]: server["state"]
+            for server in (dict(zip(columns, row, strict=True)) for row in cursor)
+            if server["database"] == dbname
+        }
+    # A server connection still linked to a client (a transaction left open) would make
+    # the pins below wait for it until PgBouncer's query_wait_timeout: say so at once.
+    assert "active" not in servers.values(), f"a client still holds a connection: {servers}"
+    with psycopg.connect(dsn, autocommit=True) as direct:
+        states = dict(
+            direct.execute(
+                "SELECT pid, state FROM pg_stat_activity WHERE pid = ANY(%s)", [list(servers)]
+            ).fetchall()
+        )
+    assert len(servers) <= POOL_SIZE
+    with pins(bouncer.through(dsn)) as held:
+        assert set(servers) <= {pin.pid for pin in held}  # none was missed
+        return [pin.left_behind(states.get(pin.pid, "idle")) for pin in held]
 
 
 @contextmanager

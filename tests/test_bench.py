@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
-from customer_dal import cli
+from customer_dal import cli, connect
+from customer_dal.bench_pooler import SIDES, bench_pooler
+from customer_dal.bulk import bulk_import
+from customer_dal.local_pgbouncer import BINARY_ENV
+from customer_dal.seed import fake_customers
+
+from .pgbouncer import require_pgbouncer
+
+POOLER_HEADING = "## Through PgBouncer (transaction mode) vs direct"
+_SIDE_LABELS = [
+    "direct (psycopg's default: prepared after 5 runs)",
+    "direct, unprepared (prepare_threshold=None)",
+    "through PgBouncer (CUSTOMER_DAL_POOLER=transaction)",
+]
 
 
 @pytest.mark.slow
@@ -22,7 +37,42 @@ def test_bench_prints_every_figure_against_its_baseline(
         "## Repository calls",
         "## Import of a 400-row CSV vs raw COPY",
         "## Server settings",
+        POOLER_HEADING,  # its figures, or the line saying why they were skipped
     ):
         assert heading in out
     for row in ("| common 3-letter fragment |", "| **pooled** |", "| create |", "| work_mem |"):
         assert row in out
+
+
+def test_the_figure_through_pgbouncer(dsn: str) -> None:
+    require_pgbouncer()
+    with connect(dsn) as conn:
+        bulk_import(conn, lambda: fake_customers(400, seed=1))
+    out = io.StringIO()
+    figures = bench_pooler(dsn, rows=400, calls=20)
+    figures.report(out)
+    assert {call: list(timings) for call, timings in figures.calls.items()} == {
+        "get": list(SIDES),
+        "search": list(SIDES),
+    }
+    assert [len(timings["direct"].samples) for timings in figures.calls.values()] == [20, 5]
+    lines = out.getvalue().splitlines()
+    assert lines[1] == f"{POOLER_HEADING}: pooled calls at 400 rows (wall ms per call)"
+    assert lines[3].startswith(f"{figures.version}, pool_mode = transaction, 4 server")
+    assert [line.split(" | ")[:2] for line in lines[5:]] == [
+        ["| call", "side"],
+        ["| ---", "---"],
+        *([f"| {call}", side] for call in ("get", "search") for side in _SIDE_LABELS),
+    ]
+
+
+def test_without_pgbouncer_the_figure_is_skipped_in_one_line(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(BINARY_ENV, "/nonexistent/pgbouncer")
+    out = io.StringIO()
+    bench_pooler(dsn, rows=400, calls=20).report(out)
+    assert out.getvalue() == (
+        f"\n{POOLER_HEADING}: skipped, "
+        f"{BINARY_ENV} names /nonexistent/pgbouncer, which is not a program\n"
+    )

@@ -9,11 +9,8 @@ client's statement; migrations leave session state on pooled connections.
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, closing, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, closing
 from typing import Any
 
 import psycopg
@@ -31,7 +28,15 @@ from customer_dal import (
 )
 from customer_dal.db import describe
 
-from .pgbouncer import POOL_SIZE, Bouncer, pgbouncer_fixture  # noqa: F401 - the fixture
+from .pgbouncer import (  # noqa: F401 - the fixture
+    CLEAN,
+    POOL_SIZE,
+    Bouncer,
+    pgbouncer_fixture,
+    pins,
+    run_customer_dal,
+    server_connections,
+)
 from .shipped import states
 from .threads import run_together
 
@@ -42,7 +47,6 @@ KINDS = ("get", "get_by_phone", "search", "list", "create", "update", "soft_dele
 BLOCKS = CALLS // REPEATS
 CREATE_BLOCKS = sum(KINDS[block % len(KINDS)] == "create" for block in range(BLOCKS))
 DELETE_BLOCKS = sum(KINDS[block % len(KINDS)] == "soft_delete" for block in range(BLOCKS))
-DEFAULT_SEARCH_PATH = '"$user", public'
 REFUSAL = (
     "migrations need a session of their own: run them against the server directly, "
     "not through a transaction-mode pooler (CUSTOMER_DAL_POOLER=transaction)"
@@ -134,7 +138,7 @@ def _many_clients(through: str, **options: Any) -> list[BaseException]:
 
 
 def test_many_clients_make_no_errors_with_the_pooler_setting(
-    through: str, dsn: str, monkeypatch: pytest.MonkeyPatch
+    pgbouncer: Bouncer, through: str, dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CUSTOMER_DAL_POOLER", "transaction")
     errors = _many_clients(through)
@@ -150,7 +154,7 @@ def test_many_clients_make_no_errors_with_the_pooler_setting(
     assert total == THREADS * (1 + CREATE_BLOCKS * REPEATS)
     assert inactive == THREADS * DELETE_BLOCKS * REPEATS
     assert sessions <= POOL_SIZE  # 12 clients and their pool shared 2 server connections
-    assert _server_connections(through) == [_CLEAN] * POOL_SIZE
+    assert server_connections(pgbouncer, dsn) == [CLEAN] * POOL_SIZE
 
 
 def test_without_the_setting_prepared_statements_fail_there(through: str) -> None:
@@ -161,38 +165,6 @@ def test_without_the_setting_prepared_statements_fail_there(through: str) -> Non
 
 
 # -- another client's prepared statement ----------------------------------------------
-
-
-class _Pin:
-    """A client holding a transaction open through PgBouncer, and with it one server
-    connection: with both of the pool's connections pinned or freed one at a time, a
-    test decides which server connection the next client gets."""
-
-    def __init__(self, through: str) -> None:
-        self.conn = psycopg.connect(through, prepare_threshold=None)
-        self.pid = self.hold()
-
-    def hold(self) -> int:
-        [(pid,)] = self.conn.execute("SELECT pg_backend_pid()").fetchall()
-        return int(pid)
-
-    def free(self) -> None:
-        self.conn.commit()
-
-    def prepared(self) -> list[str]:
-        """The statements prepared on the server connection this pin holds."""
-        return [row[0] for row in self.conn.execute("SELECT statement FROM pg_prepared_statements")]
-
-
-@contextmanager
-def _pins(through: str) -> Iterator[tuple[_Pin, _Pin]]:
-    first, second = _Pin(through), _Pin(through)
-    try:
-        assert first.pid != second.pid  # the pool's two server connections, one each
-        yield first, second
-    finally:
-        first.conn.close()
-        second.conn.close()
 
 
 def _run_wrong_statement_scenario(through: str, dsn: str, pooler: str) -> dict[str, Any]:
@@ -207,7 +179,7 @@ def _run_wrong_statement_scenario(through: str, dsn: str, pooler: str) -> dict[s
             for n, name in enumerate(["Ann", "Bo"])
         )
     with (
-        _pins(through) as (one, two),
+        pins(through) as (one, two),
         closing(connect(through, pooler=pooler)) as a,
         closing(connect(through, pooler=pooler)) as b,
     ):
@@ -254,47 +226,6 @@ def test_without_the_setting_a_client_runs_another_clients_statement(
 # -- migrations and status ---------------------------------------------------------
 
 
-_CLEAN = {"search_path": DEFAULT_SEARCH_PATH, "prepared": 0, "advisory_locks": 0, "temp": 0}
-_ADVISORY_LOCKS = """
-    SELECT count(*) FROM pg_locks
-    WHERE locktype = 'advisory'
-      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-"""
-
-
-def _value(conn: psycopg.Connection[Any], query: str) -> Any:
-    [(value,)] = conn.execute(query).fetchall()  # type: ignore[arg-type]
-    return value
-
-
-def _server_connections(through: str) -> list[dict[str, Any]]:
-    """What fresh clients meet on each of PgBouncer's server connections to the database:
-    its search_path, prepared statements, advisory locks and temporary tables."""
-    with _pins(through) as pins:
-        return [
-            {
-                "search_path": _value(pin.conn, "SHOW search_path"),
-                "prepared": len(pin.prepared()),
-                "advisory_locks": _value(pin.conn, _ADVISORY_LOCKS),
-                "temp": _value(
-                    pin.conn, "SELECT count(*) FROM pg_class WHERE relpersistence = 't'"
-                ),
-            }
-            for pin in pins
-        ]
-
-
-def _cli(through: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "customer_dal", "--dsn", through, *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "CUSTOMER_DAL_POOLER": "transaction"},
-    )
-
-
 def test_migrations_refuse_the_pooler_setting_and_leave_nothing_behind(
     pgbouncer: Bouncer, dsn: str, empty_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -304,17 +235,21 @@ def test_migrations_refuse_the_pooler_setting_and_leave_nothing_behind(
         with pytest.raises(MigrationError) as caught:
             run(target)
         assert str(caught.value) == REFUSAL
-    for command in ("migrate", "rollback"):
-        done = _cli(empty, command)
-        assert (done.returncode, done.stderr.splitlines()[-1]) == (
+    # The command: one line, after the one naming the database.
+    for command, target in itertools.product(
+        (["migrate"], ["rollback"], ["rollback", "--steps", "3"]), (migrated, empty)
+    ):
+        done = run_customer_dal(target, *command)
+        assert (done.returncode, done.stdout, done.stderr.splitlines()) == (
             1,
-            f"customer-dal: error: {REFUSAL}",
+            "",
+            [f"database: {describe(target)}", f"customer-dal: error: {REFUSAL}"],
         )
     # Status only reads: it works through the pooler.
     assert migration_status(migrated) == states("applied")
     assert migration_status(empty) == states("pending")
-    for target in (migrated, empty):
-        assert _server_connections(target) == [_CLEAN] * POOL_SIZE
+    for target in (dsn, empty_dsn):
+        assert server_connections(pgbouncer, target) == [CLEAN] * POOL_SIZE
 
 
 def test_an_undeclared_pooler_is_detected_before_the_lock_is_taken(
@@ -333,6 +268,7 @@ def test_an_undeclared_pooler_is_detected_before_the_lock_is_taken(
             "CUSTOMER_DAL_POOLER=session if the pooler keeps each client on one server "
             "connection"
         )
-        assert _server_connections(target) == [_CLEAN] * POOL_SIZE
+    for target in (dsn, empty_dsn):
+        assert server_connections(pgbouncer, target) == [CLEAN] * POOL_SIZE
     assert migration_status(migrated) == states("applied")
     assert migration_status(empty) == states("pending")  # no bookkeeping was created

@@ -90,6 +90,10 @@ def run_bench(
                 figures["search"] = _bench_search(conn, mix, repeats)
                 figures["calls"] = _bench_calls(conn, calls)
                 figures["construction"] = _bench_construction(conn, calls)
+            # Here, not at the top: bench_pooler uses this module's Timing.
+            from .bench_pooler import bench_pooler
+
+            figures["pooler"] = bench_pooler(dsn_big, rows, calls)
         _write_csv(csv_path, small_rows)
         with _scratch_database(server, SMALL_DATABASE) as dsn_small:
             _import_quietly(dsn_small, csv_path)
@@ -405,3 +409,5 @@ def _report(figures: dict[str, Any], out: TextIO) -> None:
     line("---", "---")
     for name, setting, unit in figures["settings"]:
         line(name, f"{setting}{unit or ''}")
+
+    figures["pooler"].report(out)
