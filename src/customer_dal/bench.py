@@ -90,8 +90,8 @@ def run_bench(
                 figures["search"] = _bench_search(conn, mix, repeats)
                 figures["calls"] = _bench_calls(conn, calls)
                 figures["construction"] = _bench_construction(conn, calls)
-            # Here, not at the top: bench_pooler uses this module's Timing.
-            from .bench_pooler import bench_pooler
+            # Here, not at the top: pgbouncer_bench uses this module's Timing.
+            from .pgbouncer_bench import bench_pooler
 
             figures["pooler"] = bench_pooler(dsn_big, rows, calls)
         _write_csv(csv_path, small_rows)
