@@ -7,9 +7,9 @@ import io
 import pytest
 
 from customer_dal import cli, connect
-from customer_dal.pgbouncer_bench import SIDES, bench_pooler
 from customer_dal.bulk import bulk_import
 from customer_dal.local_pgbouncer import BINARY_ENV
+from customer_dal.pgbouncer_bench import SIDES, bench_pooler
 from customer_dal.seed import fake_customers
 
 from .pgbouncer import require_pgbouncer
