@@ -27,6 +27,7 @@ from typing import Any, TextIO
 import psycopg
 from psycopg import sql
 
+from . import bench_async
 from .csv_io import CSV_COLUMNS
 from .customers import CustomerRepository, like_escape
 from .db import connect, resolve_dsn, with_database
@@ -90,6 +91,7 @@ def run_bench(
                 figures["search"] = _bench_search(conn, mix, repeats)
                 figures["calls"] = _bench_calls(conn, calls)
                 figures["construction"] = _bench_construction(conn, calls)
+            figures["async"] = bench_async.run_async_bench(dsn_big, mix, calls)
         _write_csv(csv_path, small_rows)
         with _scratch_database(server, SMALL_DATABASE) as dsn_small:
             _import_quietly(dsn_small, csv_path)
@@ -99,6 +101,7 @@ def run_bench(
                     conn, _query_mix(conn, small_rows), repeats, baseline=False
                 )
     _report(figures, out)
+    bench_async.report_async_bench(figures["async"], out)
     return figures
 
 
