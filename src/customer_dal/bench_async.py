@@ -38,7 +38,7 @@ __all__ = ["report_async_bench", "run_async_bench"]
 TASKS = 64
 POOL_SIZE = 8
 THREADS = 8
-ROUNDS = 3
+ROUNDS = 5
 SEARCH_LIMIT = 20  # search()'s default page
 
 # One call of the workload: ("get", customer id) or ("search", query).
