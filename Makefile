@@ -16,7 +16,7 @@ SQUAWK := $(BIN)/squawk --assume-in-transaction --pg-version 15.0 --exclude pref
 SQUAWK_ROLLBACK_OK := prefer-text-field,ban-drop-table,ban-drop-function,ban-drop-column,ban-drop-constraint,require-concurrent-index-deletion
 
 .DEFAULT_GOAL := help
-.PHONY: help migrate rollback status new-migration test lint format bench psql db-stop clean
+.PHONY: help migrate rollback status new-migration test lint format generate bench psql db-stop clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,15 +51,19 @@ test: $(STAMP) ## run the test suite against a real PostgreSQL, with 100% branch
 	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy --strict, squawk on migrations/
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
-	$(BIN)/mypy --strict src
+	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff format --check src tests tools
+	$(BIN)/mypy --strict src tools
 	$(SQUAWK) $(filter-out %.rollback.sql,$(wildcard migrations/*.sql))
 	$(SQUAWK) --exclude $(SQUAWK_ROLLBACK_OK) $(wildcard migrations/*.rollback.sql)
 
 format: $(STAMP) ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests tools
+	$(BIN)/ruff format src tests tools
+
+# The sync repositories are generated from the async ones: edit *_async.py, then this.
+generate: $(STAMP) ## write the sync modules from their async originals (tools/async_to_sync.py)
+	$(BIN)/python tools/async_to_sync.py
 
 bench: $(STAMP) ## print benchmark figures vs baselines (ROWS=n, default 100000)
 	@$(CLI) bench --rows $(ROWS)

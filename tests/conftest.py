@@ -13,8 +13,10 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from customer_dal import CustomerRepository, UserRepository, migrate, resolve_dsn
+from customer_dal import migrate, resolve_dsn
 from customer_dal.db import with_database
+
+from .flavours import SYNC, Flavour, loop_thread  # noqa: F401 - loop_thread: a fixture
 
 _names = itertools.count()
 
@@ -82,10 +84,30 @@ def conn(dsn: str) -> Iterator[psycopg.Connection[Any]]:
 
 
 @pytest.fixture
-def customers(conn: psycopg.Connection[Any]) -> CustomerRepository:
-    return CustomerRepository(conn)
+def flavour() -> Flavour:
+    """The sync API. A module that tests both flavours imports tests.flavours.each_flavour."""
+    return SYNC
 
 
 @pytest.fixture
-def users(conn: psycopg.Connection[Any]) -> UserRepository:
-    return UserRepository(conn)
+def repo_conn(flavour: Flavour, conn: psycopg.Connection[Any], dsn: str) -> Iterator[Any]:
+    """The autocommit connection the ``customers`` and ``users`` repositories run on:
+    ``conn`` itself for the sync API, an AsyncConnection (driven by tests.flavours.Blocking)
+    for the async one. Open transactions around repository calls on this one."""
+    if not flavour.is_async:
+        yield conn
+        return
+    with flavour.psycopg_connect(dsn, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def customers(flavour: Flavour, repo_conn: Any) -> Any:
+    """A CustomerRepository, or an AsyncCustomerRepository whose methods block."""
+    return flavour.customers(repo_conn)
+
+
+@pytest.fixture
+def users(flavour: Flavour, repo_conn: Any) -> Any:
+    """A UserRepository, or an AsyncUserRepository whose methods block."""
+    return flavour.users(repo_conn)

@@ -38,9 +38,16 @@ def test_bench_prints_every_figure_against_its_baseline(
         "## Import of a 400-row CSV vs raw COPY",
         "## Server settings",
         POOLER_HEADING,  # its figures, or the line saying why they were skipped
+        "## Async API: 64 tasks over an async pool of 8",
     ):
         assert heading in out
-    for row in ("| common 3-letter fragment |", "| **pooled** |", "| create |", "| work_mem |"):
+    for row in (
+        "| common 3-letter fragment |",
+        "| **pooled** |",
+        "| create |",
+        "| work_mem |",
+        "| raw psycopg async |",
+    ):
         assert row in out
 
 

@@ -1,4 +1,5 @@
-"""CustomerRepository against the real database; results are checked with raw SQL."""
+"""CustomerRepository and AsyncCustomerRepository against the real database; results are
+checked with raw SQL."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from customer_dal import (
     UnknownUserError,
     UserRepository,
 )
+
+from .flavours import Flavour, each_flavour  # noqa: F401 - each test runs once per flavour
 
 ANN = {"name": "Ann Lee", "phone": "(555) 123-4567"}
 
@@ -302,13 +305,13 @@ def test_list_validates_its_paging(customers: CustomerRepository, page: int, per
 
 
 def test_calls_compose_in_the_callers_transaction_and_roll_back_together(
-    customers: CustomerRepository, conn: psycopg.Connection[Any]
+    customers: CustomerRepository, conn: psycopg.Connection[Any], repo_conn: Any
 ) -> None:
     class Abort(Exception):
         pass
 
     def register_then_fail() -> None:
-        with conn.transaction():
+        with repo_conn.transaction():
             ann = customers.create(ANN)
             customers.update(ann.id, {"notes": "x"})
             raise Abort
@@ -319,9 +322,9 @@ def test_calls_compose_in_the_callers_transaction_and_roll_back_together(
 
 
 def test_an_expected_failure_leaves_the_callers_transaction_usable(
-    customers: CustomerRepository, conn: psycopg.Connection[Any]
+    customers: CustomerRepository, conn: psycopg.Connection[Any], repo_conn: Any
 ) -> None:
-    with conn.transaction():
+    with repo_conn.transaction():
         customers.create(ANN)
         with pytest.raises(DuplicatePhoneError):
             customers.create({"name": "Bob", "phone": "5551234567"})
@@ -338,9 +341,11 @@ def test_a_failed_call_leaves_the_connection_usable(
     assert customers.count_active() == 1
 
 
-def test_a_connection_without_autocommit_gets_its_own_transactions(dsn: str) -> None:
-    with psycopg.connect(dsn) as conn:
-        repo = CustomerRepository(conn)
+def test_a_connection_without_autocommit_gets_its_own_transactions(
+    dsn: str, flavour: Flavour
+) -> None:
+    with flavour.psycopg_connect(dsn) as conn:
+        repo = flavour.customers(conn)
         ann = repo.create(ANN)
         with pytest.raises(DuplicatePhoneError):
             repo.create({"name": "Bob", "phone": "5551234567"})
@@ -349,9 +354,11 @@ def test_a_connection_without_autocommit_gets_its_own_transactions(dsn: str) -> 
         assert CustomerRepository(other).get(ann.id) == ann
 
 
-def test_a_connection_with_another_row_factory_serves_the_repository_alike(dsn: str) -> None:
-    with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
-        customers = CustomerRepository(conn)
+def test_a_connection_with_another_row_factory_serves_the_repository_alike(
+    dsn: str, flavour: Flavour
+) -> None:
+    with flavour.psycopg_connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+        customers = flavour.customers(conn)
         ann = customers.create({"name": "Ann Lee", "phone": "555-123-4567"})
         assert customers.count_active() == 1
         assert customers.soft_delete(ann.id)

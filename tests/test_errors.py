@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -26,12 +25,13 @@ from customer_dal import (
     ReadOnlyDatabaseError,
     SchemaNotReadyError,
     TransactionConflictError,
-    UserRepository,
     connect,
     migrate,
 )
 from customer_dal.errors import translate
 
+from .flavours import Flavour, each_flavour  # noqa: F401 - each test runs once per flavour
+from .locks import row_locked, table_locked
 from .servers import DedicatedServer, dedicated_server  # noqa: F401 - the fixture
 
 _roles = itertools.count()
@@ -61,34 +61,6 @@ def _role_setting(dsn: str, setting: str, value: str) -> Iterator[None]:
             admin.execute(sql.SQL("ALTER {} RESET {}").format(role_and_db, sql.Identifier(setting)))
 
 
-@contextmanager
-def _table_locked(dsn: str) -> Iterator[None]:
-    """Another session holds customers in ACCESS EXCLUSIVE mode: reads and writes wait."""
-    with psycopg.connect(dsn) as holder:
-        holder.execute("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
-        yield
-        holder.rollback()
-
-
-@contextmanager
-def _row_locked(
-    dsn: str, customer_id: int, *, then: Callable[[], object] | None = None
-) -> Iterator[None]:
-    """Another session holds the customer's row lock (a write waits for it) until the block
-    ends; ``then``, when given, runs 0.3 s in, while the write waits (a fault to inject)."""
-    holder = psycopg.connect(dsn)
-    fault = threading.Timer(0.3, then) if then else None
-    try:
-        holder.execute("SELECT 1 FROM customers WHERE id = %s FOR UPDATE", [customer_id])
-        if fault:
-            fault.start()
-        yield
-    finally:
-        if fault:
-            fault.join()
-        holder.close()  # closed, not committed: a restart may have cut it too
-
-
 @pytest.fixture
 def timeout_dsn(dsn: str) -> Iterator[str]:
     """The test database, where this role's statements give up waiting after 200 ms."""
@@ -112,14 +84,14 @@ CALLS: dict[str, Callable[[CustomerRepository, int], object]] = {
 
 @pytest.mark.parametrize("call", CALLS)
 def test_a_lock_timeout_is_a_query_timeout_and_the_callers_transaction_survives(
-    timeout_dsn: str, call: str
+    timeout_dsn: str, call: str, flavour: Flavour
 ) -> None:
-    with psycopg.connect(timeout_dsn, autocommit=True) as conn:
-        repo, users = CustomerRepository(conn), UserRepository(conn)
+    with flavour.psycopg_connect(timeout_dsn, autocommit=True) as conn:
+        repo, users = flavour.customers(conn), flavour.users(conn)
         ann = repo.create(ANN)
         with conn.transaction():
             clerk = users.create("Clerk Kent")  # touches users only: customers can be locked
-            with _table_locked(timeout_dsn), pytest.raises(QueryTimeoutError) as caught:
+            with table_locked(timeout_dsn), pytest.raises(QueryTimeoutError) as caught:
                 CALLS[call](repo, ann.id)
             assert caught.value.setting == "lock_timeout"
             assert "lock_timeout" in str(caught.value)
@@ -130,10 +102,10 @@ def test_a_lock_timeout_is_a_query_timeout_and_the_callers_transaction_survives(
         assert users.get(clerk.id) == clerk
 
 
-def test_a_statement_timeout_says_so(dsn: str) -> None:
-    with _role_setting(dsn, "statement_timeout", "200ms"), connect(dsn) as conn:
-        repo = CustomerRepository(conn)
-        with _table_locked(dsn), pytest.raises(QueryTimeoutError) as caught:
+def test_a_statement_timeout_says_so(dsn: str, flavour: Flavour) -> None:
+    with _role_setting(dsn, "statement_timeout", "200ms"), flavour.connect(dsn) as conn:
+        repo = flavour.customers(conn)
+        with table_locked(dsn), pytest.raises(QueryTimeoutError) as caught:
             repo.get(1)
     assert caught.value.setting == "statement_timeout"
     assert "statement_timeout" in str(caught.value)
@@ -142,9 +114,10 @@ def test_a_statement_timeout_says_so(dsn: str) -> None:
 
 def test_a_terminated_backend_is_database_unavailable_and_the_next_connection_works(
     dsn: str,
+    flavour: Flavour,
 ) -> None:
-    conn = connect(dsn)
-    repo = CustomerRepository(conn)
+    conn = flavour.connect(dsn)
+    repo = flavour.customers(conn)
     ann = repo.create(ANN)
     _terminate(dsn, conn.info.backend_pid)
     with pytest.raises(DatabaseUnavailableError, match="nothing was changed") as caught:
@@ -153,26 +126,28 @@ def test_a_terminated_backend_is_database_unavailable_and_the_next_connection_wo
     assert conn.closed  # the broken connection was closed for the caller
     with pytest.raises(DatabaseUnavailableError):
         repo.get(ann.id)  # and says so again, without a raw driver error
-    with connect(dsn) as again:
-        assert CustomerRepository(again).get(ann.id) == ann
+    with flavour.connect(dsn) as again:
+        assert flavour.customers(again).get(ann.id) == ann
 
 
-def test_a_write_cut_off_mid_call_says_its_outcome_is_unknown(dsn: str) -> None:
-    conn = connect(dsn)
-    repo = CustomerRepository(conn)
+def test_a_write_cut_off_mid_call_says_its_outcome_is_unknown(dsn: str, flavour: Flavour) -> None:
+    conn = flavour.connect(dsn)
+    repo = flavour.customers(conn)
     ann = repo.create(ANN)
     pid = conn.info.backend_pid
     # The update waits for the row lock; its backend is terminated meanwhile.
     with (
-        _row_locked(dsn, ann.id, then=lambda: _terminate(dsn, pid)),
+        row_locked(dsn, ann.id, then=lambda: _terminate(dsn, pid)),
         pytest.raises(DatabaseUnavailableError, match="outcome of the write is unknown"),
     ):
         repo.update(ann.id, {"notes": "lost?"})
 
 
-def test_a_connection_lost_inside_a_transaction_says_nothing_was_committed(dsn: str) -> None:
-    conn = connect(dsn)
-    repo = CustomerRepository(conn)
+def test_a_connection_lost_inside_a_transaction_says_nothing_was_committed(
+    dsn: str, flavour: Flavour
+) -> None:
+    conn = flavour.connect(dsn)
+    repo = flavour.customers(conn)
     with (  # noqa: PT012 - the transaction block is what is being tested
         pytest.raises(DatabaseUnavailableError, match="nothing in it was committed"),
         conn.transaction(),
@@ -180,28 +155,32 @@ def test_a_connection_lost_inside_a_transaction_says_nothing_was_committed(dsn: 
         repo.create(ANN)
         _terminate(dsn, conn.info.backend_pid)
         repo.create({"name": "Bo", "phone": "555-999-0000"})
-    with connect(dsn) as again:
-        assert CustomerRepository(again).count_active() == 0
+    with flavour.connect(dsn) as again:
+        assert flavour.customers(again).count_active() == 0
 
 
-def test_without_autocommit_a_lost_connection_is_database_unavailable(dsn: str) -> None:
-    conn = psycopg.connect(dsn)
+def test_without_autocommit_a_lost_connection_is_database_unavailable(
+    dsn: str, flavour: Flavour
+) -> None:
+    conn = flavour.psycopg_connect(dsn)
     _terminate(dsn, conn.info.backend_pid)
     with pytest.raises(DatabaseUnavailableError, match="nothing in it was committed"):
-        CustomerRepository(conn).create(ANN)
+        flavour.customers(conn).create(ANN)
     assert conn.closed
 
 
-def test_without_autocommit_a_write_cut_off_mid_call_lost_nothing_committed(dsn: str) -> None:
-    with connect(dsn) as setup:
-        ann = CustomerRepository(setup).create(ANN)
-    conn = psycopg.connect(dsn)
+def test_without_autocommit_a_write_cut_off_mid_call_lost_nothing_committed(
+    dsn: str, flavour: Flavour
+) -> None:
+    with flavour.connect(dsn) as setup:
+        ann = flavour.customers(setup).create(ANN)
+    conn = flavour.psycopg_connect(dsn)
     pid = conn.info.backend_pid
     with (
-        _row_locked(dsn, ann.id, then=lambda: _terminate(dsn, pid)),
+        row_locked(dsn, ann.id, then=lambda: _terminate(dsn, pid)),
         pytest.raises(DatabaseUnavailableError, match="nothing in it was committed"),
     ):
-        CustomerRepository(conn).update(ann.id, {"notes": "lost"})
+        flavour.customers(conn).update(ann.id, {"notes": "lost"})
     assert conn.closed
 
 
@@ -224,33 +203,35 @@ def restartable_dsn(dedicated_server: DedicatedServer) -> str:  # noqa: F811
 def test_a_server_restart_is_database_unavailable_and_reconnecting_works(
     dedicated_server: DedicatedServer,  # noqa: F811
     restartable_dsn: str,
+    flavour: Flavour,
 ) -> None:
-    conn = connect(restartable_dsn)
-    repo = CustomerRepository(conn)
-    ann = repo.create({**ANN, "phone": "555-000-1111"})
+    conn = flavour.connect(restartable_dsn)
+    repo = flavour.customers(conn)
+    ann = repo.create({**ANN, "phone": f"555-000-111{flavour.is_async:d}"})  # a run each
     dedicated_server.restart()
     with pytest.raises(DatabaseUnavailableError, match="nothing was changed"):
         repo.get(ann.id)
     assert conn.closed
-    with connect(restartable_dsn) as again:
-        assert CustomerRepository(again).get(ann.id) == ann
+    with flavour.connect(restartable_dsn) as again:
+        assert flavour.customers(again).get(ann.id) == ann
 
 
 @pytest.mark.slow
 def test_a_server_restart_during_a_write_says_its_outcome_is_unknown(
     dedicated_server: DedicatedServer,  # noqa: F811
     restartable_dsn: str,
+    flavour: Flavour,
 ) -> None:
-    conn = connect(restartable_dsn)
-    repo = CustomerRepository(conn)
-    ann = repo.create({**ANN, "phone": "555-000-2222"})
+    conn = flavour.connect(restartable_dsn)
+    repo = flavour.customers(conn)
+    ann = repo.create({**ANN, "phone": f"555-000-222{flavour.is_async:d}"})  # a run each
     with (
-        _row_locked(restartable_dsn, ann.id, then=dedicated_server.restart),
+        row_locked(restartable_dsn, ann.id, then=dedicated_server.restart),
         pytest.raises(DatabaseUnavailableError, match="outcome of the write is unknown"),
     ):
         repo.update(ann.id, {"notes": "lost?"})
-    with connect(restartable_dsn) as again:
-        assert CustomerRepository(again).get(ann.id) == ann  # this time, nothing was written
+    with flavour.connect(restartable_dsn) as again:
+        assert flavour.customers(again).get(ann.id) == ann  # this time, nothing was written
 
 
 def _terminate(dsn: str, pid: int) -> None:
@@ -258,9 +239,9 @@ def _terminate(dsn: str, pid: int) -> None:
         admin.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
-def test_a_read_only_database_refuses_writes_with_its_own_error(dsn: str) -> None:
-    with _role_setting(dsn, "default_transaction_read_only", "on"), connect(dsn) as conn:
-        repo = CustomerRepository(conn)
+def test_a_read_only_database_refuses_writes_with_its_own_error(dsn: str, flavour: Flavour) -> None:
+    with _role_setting(dsn, "default_transaction_read_only", "on"), flavour.connect(dsn) as conn:
+        repo = flavour.customers(conn)
         assert repo.count_active() == 0  # reads work
         with pytest.raises(ReadOnlyDatabaseError, match="send writes to the primary") as caught:
             repo.create(ANN)
@@ -284,42 +265,44 @@ def grantless_dsn(dsn: str) -> Iterator[str]:
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
-def test_a_missing_privilege_names_the_object(grantless_dsn: str) -> None:
-    with connect(grantless_dsn) as conn:
+def test_a_missing_privilege_names_the_object(grantless_dsn: str, flavour: Flavour) -> None:
+    with flavour.connect(grantless_dsn) as conn:
         with pytest.raises(PermissionDeniedError, match="customers") as caught:
-            CustomerRepository(conn).get(1)
+            flavour.customers(conn).get(1)
         assert isinstance(caught.value.__cause__, psycopg.errors.InsufficientPrivilege)
         with pytest.raises(PermissionDeniedError, match="users"):
-            UserRepository(conn).create("Clerk Kent")
+            flavour.users(conn).create("Clerk Kent")
 
 
 @pytest.mark.parametrize("call", CALLS)
-def test_a_never_migrated_database_says_to_migrate(empty_dsn: str, call: str) -> None:
-    with connect(empty_dsn) as conn:
+def test_a_never_migrated_database_says_to_migrate(
+    empty_dsn: str, call: str, flavour: Flavour
+) -> None:
+    with flavour.connect(empty_dsn) as conn:
         with pytest.raises(SchemaNotReadyError, match=r"is not migrated: run make migrate"):
-            CALLS[call](CustomerRepository(conn), 1)
+            CALLS[call](flavour.customers(conn), 1)
         with pytest.raises(SchemaNotReadyError, match=_dbname(empty_dsn)):
-            UserRepository(conn).get(1)
+            flavour.users(conn).get(1)
 
 
-def test_a_serialization_failure_says_to_retry(dsn: str) -> None:
-    with connect(dsn) as first, connect(dsn) as second:
-        ann = CustomerRepository(first).create(ANN)
+def test_a_serialization_failure_says_to_retry(dsn: str, flavour: Flavour) -> None:
+    with flavour.connect(dsn) as first, flavour.connect(dsn) as second:
+        ann = flavour.customers(first).create(ANN)
         first.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        CustomerRepository(first).get(ann.id)  # takes the snapshot
-        CustomerRepository(second).update(ann.id, {"notes": "theirs"})
+        flavour.customers(first).get(ann.id)  # takes the snapshot
+        flavour.customers(second).update(ann.id, {"notes": "theirs"})
         with pytest.raises(TransactionConflictError, match="retry"):
-            CustomerRepository(first).update(ann.id, {"notes": "mine"})
+            flavour.customers(first).update(ann.id, {"notes": "mine"})
         first.execute("ROLLBACK")
 
 
-def test_a_transaction_that_failed_before_the_call_is_named(dsn: str) -> None:
-    with connect(dsn) as conn:
+def test_a_transaction_that_failed_before_the_call_is_named(dsn: str, flavour: Flavour) -> None:
+    with flavour.connect(dsn) as conn:
         conn.execute("BEGIN")
         with pytest.raises(psycopg.errors.DivisionByZero):
             conn.execute("SELECT 1 / 0")
         with pytest.raises(DataAccessError, match="failed earlier"):
-            CustomerRepository(conn).get(1)
+            flavour.customers(conn).get(1)
 
 
 def test_other_driver_errors_still_leave_as_data_access_errors(dsn: str) -> None:
@@ -337,9 +320,10 @@ def test_other_driver_errors_still_leave_as_data_access_errors(dsn: str) -> None
 
 def test_without_autocommit_calls_join_the_callers_transaction_and_never_commit(
     dsn: str,
+    flavour: Flavour,
 ) -> None:
-    with psycopg.connect(dsn) as conn:  # psycopg's default: not autocommit
-        repo = CustomerRepository(conn)
+    with flavour.psycopg_connect(dsn) as conn:  # psycopg's default: not autocommit
+        repo = flavour.customers(conn)
         ann = repo.create(ANN)
         assert repo.search("ann") == [ann]
         conn.rollback()
@@ -351,27 +335,28 @@ def test_without_autocommit_calls_join_the_callers_transaction_and_never_commit(
             repo.create({"name": "Bo's twin", "phone": "(555) 999-0000"})
         assert repo.get(bo.id) == bo  # the failure left the transaction usable
         conn.commit()
-    with connect(dsn) as other:
-        assert [c.id for c in CustomerRepository(other).search("bo")] == [bo.id]
+    with flavour.connect(dsn) as other:
+        assert [c.id for c in flavour.customers(other).search("bo")] == [bo.id]
 
 
 def test_without_autocommit_a_caught_timeout_leaves_the_transaction_usable(
     timeout_dsn: str,
+    flavour: Flavour,
 ) -> None:
-    with psycopg.connect(timeout_dsn) as conn:
-        repo, users = CustomerRepository(conn), UserRepository(conn)
+    with flavour.psycopg_connect(timeout_dsn) as conn:
+        repo, users = flavour.customers(conn), flavour.users(conn)
         ann = repo.create(ANN)
         conn.commit()
         with pytest.raises(DuplicatePhoneError):  # the first call of a new transaction
             repo.create({"name": "Ann's twin", "phone": "(555) 123-4567"})
         clerk = users.create("Clerk Kent")
-        with _row_locked(timeout_dsn, ann.id), pytest.raises(QueryTimeoutError):
+        with row_locked(timeout_dsn, ann.id), pytest.raises(QueryTimeoutError):
             repo.soft_delete(ann.id)
         repo.update(ann.id, {"notes": "mine"})
         conn.commit()
-    with connect(timeout_dsn) as other:
-        found = CustomerRepository(other).get(ann.id)
-        assert UserRepository(other).get(clerk.id) == clerk
+    with flavour.connect(timeout_dsn) as other:
+        found = flavour.customers(other).get(ann.id)
+        assert flavour.users(other).get(clerk.id) == clerk
     assert found is not None
     assert (found.notes, found.is_active) == ("mine", True)
 
@@ -387,10 +372,12 @@ SEARCH_SETTINGS = [  # what search's SET LOCALs change (sql/customers.sql)
 
 
 @pytest.mark.parametrize("query", ["ann", "zz-no-match-zz"])  # the walk, and the bitmap path
-def test_a_search_changes_no_setting_of_the_callers_transaction(dsn: str, query: str) -> None:
-    with psycopg.connect(dsn) as conn:
-        CustomerRepository(conn).create({"name": "Ann Lee", "phone": "555-123-4567"})
-        CustomerRepository(conn).search(query)
+def test_a_search_changes_no_setting_of_the_callers_transaction(
+    dsn: str, query: str, flavour: Flavour
+) -> None:
+    with flavour.psycopg_connect(dsn) as conn:
+        flavour.customers(conn).create({"name": "Ann Lee", "phone": "555-123-4567"})
+        flavour.customers(conn).search(query)
         changed = conn.execute(
             "SELECT name FROM pg_settings WHERE name = ANY(%s) AND setting <> reset_val",
             [SEARCH_SETTINGS],
@@ -433,17 +420,17 @@ BAD_CALLS: dict[str, Callable[[CustomerRepository], object]] = {
 
 
 @pytest.mark.parametrize("call", BAD_CALLS)
-def test_bad_arguments_are_refused_before_any_sql(dsn: str, call: str) -> None:
-    conn = connect(dsn)
-    repo = CustomerRepository(conn)
+def test_bad_arguments_are_refused_before_any_sql(dsn: str, call: str, flavour: Flavour) -> None:
+    conn = flavour.connect(dsn)
+    repo = flavour.customers(conn)
     conn.close()  # any SQL would now fail with DatabaseUnavailableError
     with pytest.raises(ValidationError):
         BAD_CALLS[call](repo)
 
 
-def test_a_bad_user_id_is_refused_before_any_sql(dsn: str) -> None:
-    conn = connect(dsn)
-    users = UserRepository(conn)
+def test_a_bad_user_id_is_refused_before_any_sql(dsn: str, flavour: Flavour) -> None:
+    conn = flavour.connect(dsn)
+    users = flavour.users(conn)
     conn.close()
     with pytest.raises(ValidationError, match="user_id"):
         users.get("1")  # type: ignore[arg-type]

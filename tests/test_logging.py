@@ -10,6 +10,8 @@ import pytest
 
 from customer_dal import CustomerRepository, UserRepository
 
+from .flavours import each_flavour  # noqa: F401 - each test runs once per flavour
+
 
 def test_each_query_is_logged_by_name_duration_and_rows_without_values(
     customers: CustomerRepository, users: UserRepository, caplog: pytest.LogCaptureFixture

@@ -8,6 +8,7 @@ client's statement; migrations leave session state on pooled connections.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable
 from contextlib import AbstractContextManager, closing
@@ -17,9 +18,11 @@ import psycopg
 import pytest
 
 from customer_dal import (
+    AsyncCustomerRepository,
     Customer,
     CustomerRepository,
     MigrationError,
+    async_pool,
     connect,
     migrate,
     migration_status,
@@ -154,6 +157,51 @@ def test_many_clients_make_no_errors_with_the_pooler_setting(
     assert total == THREADS * (1 + CREATE_BLOCKS * REPEATS)
     assert inactive == THREADS * DELETE_BLOCKS * REPEATS
     assert sessions <= POOL_SIZE  # 12 clients and their pool shared 2 server connections
+    assert server_connections(pgbouncer, dsn) == [CLEAN] * POOL_SIZE
+
+
+@pytest.mark.asyncio
+async def test_async_tasks_make_no_errors_with_the_pooler_setting(
+    pgbouncer: Bouncer, through: str, dsn: str
+) -> None:
+    """The async API through PgBouncer: 12 tasks share an async pool of 6 over PgBouncer's
+    2 server connections; every call works, every write lands, and the server connections
+    are left as clean as the sync API leaves them."""
+
+    async def client(shared: Any, index: int) -> list[BaseException]:
+        errors: list[BaseException] = []
+        async with shared.connection() as conn:
+            mine = await AsyncCustomerRepository(conn).create(
+                {"name": f"Task {index}", "phone": f"555 888 {index:04d}"}
+            )
+        calls = [
+            lambda customers, n: customers.get(mine.id),
+            lambda customers, n: customers.search(f"Task {index}"),
+            lambda customers, n: customers.update(mine.id, {"notes": f"call {n}"}),
+        ]
+        # In an order of its own, as real clients' calls come.
+        calls = calls[index % 3 :] + calls[: index % 3]
+        for n in range(REPEATS * 3):
+            async with shared.connection() as conn:
+                customers = AsyncCustomerRepository(conn)
+                for call in calls:
+                    try:
+                        await call(customers, n)
+                    except Exception as exc:
+                        errors.append(exc)
+        return errors
+
+    async with await async_pool(
+        through, min_size=1, max_size=THREADS // 2, pooler="transaction"
+    ) as shared:
+        outcomes = await asyncio.gather(*(client(shared, i) for i in range(THREADS)))
+    errors = [error for errors in outcomes for error in errors]
+    assert errors == [], f"{len(errors)} errors, the first: {errors[:3]}"
+    with psycopg.connect(dsn) as direct:
+        [(notes,)] = direct.execute(
+            "SELECT count(*) FROM customers WHERE notes = %s", [f"call {REPEATS * 3 - 1}"]
+        ).fetchall()
+    assert notes == THREADS
     assert server_connections(pgbouncer, dsn) == [CLEAN] * POOL_SIZE
 
 

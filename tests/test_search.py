@@ -11,6 +11,8 @@ from pydantic import ValidationError
 
 from customer_dal import CustomerRepository
 
+from .flavours import each_flavour  # noqa: F401 - each test runs once per flavour
+
 
 @pytest.fixture
 def shop(customers: CustomerRepository) -> dict[str, int]:

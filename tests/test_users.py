@@ -1,4 +1,4 @@
-"""UserRepository."""
+"""UserRepository and AsyncUserRepository."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from customer_dal import ConstraintViolationError, DuplicateEmailError, User, UserRepository
+
+from .flavours import each_flavour  # noqa: F401 - each test runs once per flavour
 
 
 def test_create_and_get(users: UserRepository) -> None:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from customer_dal import CustomerRepository, StaleUpdateError, connect
 
+from .flavours import Flavour, each_flavour  # noqa: F401 - each test runs once per flavour
 from .threads import run_together
 
 ANN = {"name": "Ann Lee", "phone": "555-123-4567"}
@@ -19,11 +20,11 @@ CLERKS = 4
 
 
 def test_updated_at_strictly_increases_within_one_transaction(
-    conn: psycopg.Connection[object], customers: CustomerRepository
+    repo_conn: psycopg.Connection[object], customers: CustomerRepository
 ) -> None:
     ann = customers.create(ANN)
     stamps = [ann.updated_at]
-    with conn.transaction():  # now() stands still in here
+    with repo_conn.transaction():  # now() stands still in here
         for note in ("a", "b", "c"):
             updated = customers.update(ann.id, {"notes": note})
             assert updated is not None
@@ -112,15 +113,16 @@ def test_a_version_in_another_time_zone_is_the_same_instant(customers: CustomerR
     assert customers.update(ann.id, {"notes": "x"}, expected_updated_at=elsewhere) is not None
 
 
-def _clerks_appending(dsn: str, *, careful: bool) -> str:
-    """CLERKS threads, each on its own connection, each appending ROUNDS marks to notes."""
+def _clerks_appending(dsn: str, flavour: Flavour, *, careful: bool) -> str:
+    """CLERKS threads, each on its own connection, each appending ROUNDS marks to notes
+    (for the async API, each thread's calls are tasks on one event loop)."""
     with connect(dsn) as conn:
         ann = CustomerRepository(conn).create({**ANN, "notes": ""})
 
     def clerk(index: int) -> int:
         retries = 0
-        with connect(dsn) as conn:
-            customers = CustomerRepository(conn)
+        with flavour.connect(dsn) as conn:
+            customers = flavour.customers(conn)
             for round_ in range(ROUNDS):
                 while True:
                     seen = customers.get(ann.id)
@@ -143,8 +145,8 @@ def _clerks_appending(dsn: str, *, careful: bool) -> str:
 
 
 @pytest.mark.slow
-def test_with_the_expected_version_no_concurrent_append_is_lost(dsn: str) -> None:
-    notes = _clerks_appending(dsn, careful=True)
+def test_with_the_expected_version_no_concurrent_append_is_lost(dsn: str, flavour: Flavour) -> None:
+    notes = _clerks_appending(dsn, flavour, careful=True)
     assert notes.count("[") == CLERKS * ROUNDS
     for index in range(CLERKS):
         for round_ in range(ROUNDS):
@@ -152,7 +154,7 @@ def test_with_the_expected_version_no_concurrent_append_is_lost(dsn: str) -> Non
 
 
 @pytest.mark.slow
-def test_without_it_the_last_writer_wins(dsn: str) -> None:
+def test_without_it_the_last_writer_wins(dsn: str, flavour: Flavour) -> None:
     """Documents the default: read-modify-write without a version loses concurrent edits."""
-    notes = _clerks_appending(dsn, careful=False)
+    notes = _clerks_appending(dsn, flavour, careful=False)
     assert notes.count("[") < CLERKS * ROUNDS  # some appends were overwritten

@@ -16,6 +16,11 @@ Everything public is importable from here::
         shop = customer_dal.PooledCustomerRepository(pool)  # shared; reads go to
         shop.get(ann.id)                                    # $DATABASE_REPLICA_URL if set
 
+    # asyncio: the same methods, awaited, on psycopg's AsyncConnection
+    async with await customer_dal.async_pool(max_size=10) as pool:
+        async with pool.connection() as aconn:
+            await customer_dal.AsyncCustomerRepository(aconn).get(ann.id)
+
 Behind PgBouncer in transaction mode set ``CUSTOMER_DAL_POOLER=transaction``
 (see :mod:`customer_dal.db`). The library logs to the ``customer_dal`` logger
 (migrations applied and rolled back, at INFO) and is silent unless the
@@ -25,7 +30,8 @@ application configures logging.
 import logging
 
 from .customers import CustomerRepository
-from .db import connect, pool, resolve_dsn
+from .customers_async import AsyncCustomerRepository
+from .db import async_connect, async_pool, connect, pool, resolve_dsn
 from .errors import (
     ConfigurationError,
     ConstraintViolationError,
@@ -55,8 +61,11 @@ from .models import (
 )
 from .routing import PooledCustomerRepository, PooledUserRepository
 from .users import UserRepository
+from .users_async import AsyncUserRepository
 
 __all__ = [
+    "AsyncCustomerRepository",
+    "AsyncUserRepository",
     "ConfigurationError",
     "ConstraintViolationError",
     "Customer",
@@ -84,6 +93,8 @@ __all__ = [
     "User",
     "UserCreate",
     "UserRepository",
+    "async_connect",
+    "async_pool",
     "connect",
     "migrate",
     "migration_status",

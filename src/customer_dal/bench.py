@@ -27,6 +27,7 @@ from typing import Any, TextIO
 import psycopg
 from psycopg import sql
 
+from . import bench_async
 from .csv_io import CSV_COLUMNS
 from .customers import CustomerRepository, like_escape
 from .db import connect, resolve_dsn, with_database
@@ -94,6 +95,7 @@ def run_bench(
             from .pgbouncer_bench import bench_pooler
 
             figures["pooler"] = bench_pooler(dsn_big, rows, calls)
+            figures["async"] = bench_async.run_async_bench(dsn_big, mix, calls)
         _write_csv(csv_path, small_rows)
         with _scratch_database(server, SMALL_DATABASE) as dsn_small:
             _import_quietly(dsn_small, csv_path)
@@ -103,6 +105,7 @@ def run_bench(
                     conn, _query_mix(conn, small_rows), repeats, baseline=False
                 )
     _report(figures, out)
+    bench_async.report_async_bench(figures["async"], out)
     return figures
 
 

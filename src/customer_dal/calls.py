@@ -1,4 +1,5 @@
-"""How one repository call runs: its transaction scope and its error contract.
+# generated from src/customer_dal/calls_async.py by tools/async_to_sync.py; do not edit
+"""How one repository call runs: its statements, its transaction scope and its error contract.
 
 Every repository method hands its work to :func:`run_call`, which decides how
 the work meets the caller's transaction and turns any driver error into the
@@ -19,27 +20,53 @@ library's exception (:func:`customer_dal.errors.translate`):
 Work that changes settings with ``SET LOCAL`` (search) asks for ``undo``: its
 transaction or savepoint is always rolled back, so the caller's session and
 transaction keep their own settings.
+
+**Cancelled work** (an async task cancelled mid-call, ``asyncio.wait_for`` or
+``asyncio.timeout`` running out) never stays half-done: psycopg cancels the
+statement on the server and waits for it to stop, and the cancellation then
+leaves through the same paths as any exception, rolling back the work's
+transaction or savepoint. The connection ends idle (or, if the server would not
+stop the statement, closed), ready for the caller or its pool.
+
+Each statement goes through :func:`execute`, which logs it at DEBUG.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import logging
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from .errors import translate
+from .errors import DatabaseUnavailableError, translate
+from .queries import Query, log
 
-__all__ = ["run_call"]
+__all__ = ["execute", "run_call"]
 
 T = TypeVar("T")
+Row = TypeVar("Row")
 
 # One name is enough: a call's savepoint never outlives the call.
 _SAVEPOINT = "SAVEPOINT customer_dal_call"
 _RELEASE = "RELEASE SAVEPOINT customer_dal_call"
 _ROLL_BACK = "ROLLBACK TO SAVEPOINT customer_dal_call; RELEASE SAVEPOINT customer_dal_call"
+
+
+def execute(
+    cursor: psycopg.Cursor[Row], query: Query, params: Mapping[str, Any] | None = None
+) -> psycopg.Cursor[Row]:
+    """``cursor.execute(query.sql, params)``, logged at DEBUG when that is enabled."""
+    if not log.isEnabledFor(logging.DEBUG):  # the hot path: one cached check
+        return cursor.execute(query.sql, params)
+    started = time.perf_counter()
+    cursor.execute(query.sql, params)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    log.debug("%s: %.2f ms, %d rows", query.name, elapsed_ms, cursor.rowcount)
+    return cursor
 
 
 def run_call(
@@ -58,8 +85,8 @@ def run_call(
     """
     # pgconn's status is a plain int: cheaper than conn.info on a hot path.
     status = conn.pgconn.transaction_status
-    # ACTIVE: another thread's statement is running on this shared autocommit
-    # connection; it tells nothing of a transaction of this caller's.
+    # ACTIVE: another thread's (or task's) statement is running on this shared
+    # autocommit connection; it tells nothing of a transaction of this caller's.
     autocommit = conn.autocommit
     idle = status == TransactionStatus.IDLE or (status == TransactionStatus.ACTIVE and autocommit)
     try:
@@ -75,7 +102,10 @@ def run_call(
     except psycopg.Error as exc:
         # Without autocommit, nothing commits but the caller: a lost connection lost it all.
         in_transaction = not (idle and autocommit)
-        raise translate(exc, conn, writes=writes, in_transaction=in_transaction) from exc
+        error = translate(exc, conn, writes=writes, in_transaction=in_transaction)
+        if isinstance(error, DatabaseUnavailableError):
+            conn.close()  # broken: the caller's next step (or its pool) starts clean
+        raise error from exc
 
 
 def _joining_callers_transaction(

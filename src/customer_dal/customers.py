@@ -1,24 +1,23 @@
+# generated from src/customer_dal/customers_async.py by tools/async_to_sync.py; do not edit
 """CustomerRepository: the customers table, through the queries in ``sql/customers.sql``."""
 
 from __future__ import annotations
 
-import functools
-import re
-import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
 import psycopg
-from psycopg.rows import class_row, tuple_row
 
-from .calls import run_call
+from .calls import execute, run_call
+from .customer_params import REST_TIER, like_escape, search_params, search_tiers, update_params
 from .errors import (
     ConstraintViolationError,
     DuplicatePhoneError,
     StaleUpdateError,
     UnknownUserError,
 )
+from .flavours import Cursors, require_connection
 from .models import (
     MIN_PHONE_DIGITS,
     Customer,
@@ -29,52 +28,12 @@ from .models import (
     check_arguments,
 )
 from .models import phone_digits as digits_of
-from .queries import execute, load_queries
+from .queries import load_queries
 
-__all__ = ["CustomerRepository"]
+# like_escape: search's LIKE escaping, for callers who build patterns of their own.
+__all__ = ["CustomerRepository", "like_escape"]
 
 T = TypeVar("T")
-
-# A query that looks like a phone number: digits and the usual separators only.
-_PHONE_LIKE = re.compile(r"^[0-9 +\-().]+$")
-_MIN_SEARCH_DIGITS = 3
-# Shorter queries have no trigram: they match name and e-mail prefixes only.
-_MIN_SUBSTRING = 3
-# How many customers (in name order) a search reads before deciding its
-# fragment is rare and asking the trigram indexes instead; see docs/benchmarks.md.
-_WALK_BUDGET = 10_000
-# pydantic-core builds a model from a row faster than model_construct does.
-_customer_row = class_row(Customer)
-
-
-# The update query's set_<field> parameters: which fields the caller gave.
-_SET_FLAGS = tuple((field, f"set_{field}") for field in CustomerUpdate.model_fields)
-
-
-def like_escape(text: str) -> str:
-    """Make ``%``, ``_`` and ``\\`` literal in a LIKE pattern (backslash is the escape)."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-class _Cursors(threading.local):
-    """This thread's cursors on the repository's connection.
-
-    Creating a cursor costs about as much client CPU as the rest of a call, so
-    each thread reuses its own pair (psycopg cursors must not be shared by
-    threads; the connection may be).
-    """
-
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.conn = conn
-        self.customers = conn.cursor(row_factory=_customer_row)
-
-    @functools.cached_property
-    def values(self) -> psycopg.Cursor[tuple[Any, ...]]:
-        """Made on first use: get, create and update never need it, and a repository
-        built per request should cost no more than the cursors it uses."""
-        # Its own row factory: a connection opened with row_factory=dict_row
-        # must not change what _fetch_value reads.
-        return self.conn.cursor(row_factory=tuple_row)
 
 
 class CustomerRepository:
@@ -87,17 +46,19 @@ class CustomerRepository:
     commits. Invalid input raises pydantic's ``ValidationError`` before any SQL
     runs; every other failure is a :class:`~customer_dal.DataAccessError`.
 
-    Transactions belong to the connection, so give each thread its own
-    connection (and repository), e.g. from a ``psycopg_pool.ConnectionPool``.
+    Transactions belong to the connection, so give each thread (or task) that
+    opens them its own connection (and repository), e.g. from a pool.
     """
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        require_connection(conn, psycopg.Connection, self)
         self._conn = conn
         self._queries = load_queries("customers.sql")
-        self._cursors = _Cursors(conn)
+        self._cursors = Cursors(conn)
 
     def _fetch_customer(self, name: str, params: Mapping[str, Any]) -> Customer | None:
-        return execute(self._cursors.customers, self._queries[name], params).fetchone()
+        cursor = execute(self._cursors.customers, self._queries[name], params)
+        return cursor.fetchone()
 
     def _read_customer(self, name: str, params: Mapping[str, Any]) -> Customer | None:
         return run_call(self._conn, lambda: self._fetch_customer(name, params))
@@ -106,10 +67,12 @@ class CustomerRepository:
         return run_call(self._conn, lambda: self._fetch_customer(name, params), writes=True)
 
     def _fetch_customers(self, name: str, params: Mapping[str, Any]) -> list[Customer]:
-        return execute(self._cursors.customers, self._queries[name], params).fetchall()
+        cursor = execute(self._cursors.customers, self._queries[name], params)
+        return cursor.fetchall()
 
     def _fetch_value(self, name: str, params: Mapping[str, Any]) -> Any:
-        row = execute(self._cursors.values, self._queries[name], params).fetchone()
+        cursor = execute(self._cursors.values, self._queries[name], params)
+        row = cursor.fetchone()
         return row[0] if row else None
 
     def create(
@@ -135,7 +98,8 @@ class CustomerRepository:
     def get(self, customer_id: int, *, include_inactive: bool = False) -> Customer | None:
         """The customer with this id; a soft-deleted one only with ``include_inactive``."""
         check_arguments(customer_id=customer_id, include_inactive=include_inactive)
-        return self._read_customer("get", {"id": customer_id, "include_inactive": include_inactive})
+        params = {"id": customer_id, "include_inactive": include_inactive}
+        return self._read_customer("get", params)
 
     def get_by_phone(self, phone: str) -> Customer | None:
         """The active customer reachable at ``phone``, however it is formatted.
@@ -174,30 +138,14 @@ class CustomerRepository:
         search = CustomerSearch(
             query=query, include_inactive=include_inactive, limit=limit, offset=offset
         )
-        text = like_escape(search.query)
-        digits = digits_of(search.query) if _PHONE_LIKE.match(search.query) else ""
-        short = len(search.query) < _MIN_SUBSTRING
-        params: dict[str, Any] = {
-            "prefix": f"{text}%",
-            "pattern": f"{text}%" if short else f"%{text}%",
-            # search_text separates its fields with U+001F: a short query's
-            # e-mail prefix is "U+001F then the query".
-            "filter": f"%\x1f{text}%" if short else f"%{text}%",
-            "exact": digits if len(digits) >= MIN_PHONE_DIGITS else None,
-            "digit_pattern": f"%{digits}%" if len(digits) >= _MIN_SEARCH_DIGITS else None,
-            # Without a letter, the query could match phone digits in search_text
-            # that it must not match (a text-only query, a short one): test exactly.
-            "check_fields": not any(char.isalpha() for char in search.query),
-            "include_inactive": search.include_inactive,
-            "budget": _WALK_BUDGET,
-        }
+        params = search_params(search)
         wanted = search.offset + search.limit
 
         def tiers() -> list[Customer]:
             found: list[Customer] = []
             execute(self._cursors.values, self._queries["search_settings"])
-            for tier in self._search_tiers(params):
-                found += tier(wanted - len(found))
+            for tier in search_tiers(params):
+                found += self._search_tier(tier, {**params, "limit": wanted - len(found)})
                 if len(found) >= wanted:
                     break
             return found
@@ -206,24 +154,15 @@ class CustomerRepository:
         # inside a caller's transaction.
         return run_call(self._conn, tiers, statements=2, undo=True)[search.offset : wanted]
 
-    def _search_tiers(self, params: dict[str, Any]) -> Iterator[Callable[[int], list[Customer]]]:
-        """The search tiers in relevance order, each a function of how many rows to fetch."""
-
-        def fetch(name: str) -> Callable[[int], list[Customer]]:
-            return lambda limit: self._fetch_customers(name, {**params, "limit": limit})
-
-        if params["exact"] is not None:
-            yield fetch("search_exact")
-        yield fetch("search_prefix")
-
-        def rest(limit: int) -> list[Customer]:
-            walked = self._fetch_customers("search_rest_walk", {**params, "limit": limit})
-            if len(walked) == limit:
-                return walked  # matches are dense: the walk found them all, in order
-            execute(self._cursors.values, self._queries["pin_bitmap_scans"])
-            return self._fetch_customers("search_rest_bitmap", {**params, "limit": limit})
-
-        yield rest
+    def _search_tier(self, tier: str, params: dict[str, Any]) -> list[Customer]:
+        """One search tier's customers, at most ``params["limit"]`` of them."""
+        if tier != REST_TIER:
+            return self._fetch_customers(tier, params)
+        walked = self._fetch_customers("search_rest_walk", params)
+        if len(walked) == params["limit"]:
+            return walked  # matches are dense: the walk found them all, in order
+        execute(self._cursors.values, self._queries["pin_bitmap_scans"])
+        return self._fetch_customers("search_rest_bitmap", params)
 
     def list(
         self, *, page: int = 1, per_page: int = 20, include_inactive: bool = False
@@ -268,13 +207,7 @@ class CustomerRepository:
         """
         check_arguments(customer_id=customer_id, expected_updated_at=expected_updated_at)
         changes = CustomerUpdate.model_validate(data)
-        given = changes.model_fields_set
-        params: dict[str, Any] = {
-            "id": customer_id,
-            "expected_updated_at": expected_updated_at,
-            **changes.__dict__,
-        }
-        params.update({flag: field in given for field, flag in _SET_FLAGS})
+        params = update_params(customer_id, changes, expected_updated_at)
         try:
             return self._write_versioned("update", params, self._fetch_customer)
         except ConstraintViolationError as exc:
@@ -306,7 +239,10 @@ class CustomerRepository:
             self._raise_specific(exc, phone=phone)
 
     def _write_versioned(
-        self, name: str, params: Mapping[str, Any], fetch: Callable[[str, Mapping[str, Any]], T]
+        self,
+        name: str,
+        params: Mapping[str, Any],
+        fetch: Callable[[str, Mapping[str, Any]], T],
     ) -> T:
         """Run a write that matches only the expected version; say why when it matched nothing."""
         expected = params["expected_updated_at"]
@@ -320,7 +256,8 @@ class CustomerRepository:
             return written
 
         # Two statements when the write misses: they share a snapshot of the row.
-        return run_call(self._conn, write, writes=True, statements=1 if expected is None else 2)
+        statements = 1 if expected is None else 2
+        return run_call(self._conn, write, writes=True, statements=statements)
 
     def count_active(self) -> int:
         """How many customers are active."""

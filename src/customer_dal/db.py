@@ -8,6 +8,7 @@ A DSN may be a URL (``postgresql://``, ``postgres://`` or yoyo's
 :func:`connect` opens one connection and :func:`pool` a ``psycopg_pool``
 pool; both configure their connections as the repositories need (autocommit,
 a connect timeout) and pass any other psycopg option through.
+:func:`async_connect` and :func:`async_pool` do the same for asyncio.
 
 **Behind a transaction-mode pooler** (PgBouncer's ``pool_mode = transaction``)
 consecutive transactions of one client may run on different server
@@ -23,27 +24,31 @@ pooler keeps a client on one server connection) change nothing.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import inspect
 import os
 import re
 import sys
-from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn, TypeVar, cast
 from urllib.parse import quote, unquote, urlencode
 
 import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout, TooManyRequests
 
 from .embedded import data_directory, embedded_dsn
 from .errors import ConfigurationError, DatabaseUnavailableError
 from .replicas import ReadReplica
 
 __all__ = [
+    "AsyncPool",
     "Pool",
+    "async_connect",
+    "async_pool",
     "configured_dsn",
     "configured_replica_dsn",
     "connect",
@@ -463,3 +468,108 @@ class Pool(ConnectionPool[psycopg.Connection[Any]]):
 def error_summary(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+# --- asyncio: the same connections, for psycopg's AsyncConnection and AsyncConnectionPool ---
+
+
+async def async_connect(
+    dsn: str | None = None, *, pooler: str | None = None, **options: Any
+) -> psycopg.AsyncConnection[Any]:
+    """Open an autocommit ``psycopg.AsyncConnection`` configured as :func:`connect`'s.
+
+    For :class:`~customer_dal.AsyncCustomerRepository` and
+    :class:`~customer_dal.AsyncUserRepository`; ``async with conn.transaction():``
+    makes several calls atomic. Without a DSN or ``DATABASE_URL``, the first call
+    starts the embedded server, blocking the event loop while it starts.
+    """
+    resolved = resolve_dsn(dsn)
+    conninfo, keywords = _connection_settings(resolved, pooler, options)
+    try:
+        return await psycopg.AsyncConnection.connect(conninfo, **keywords)
+    except psycopg.OperationalError as exc:
+        raise _unreachable(resolved, exc) from exc
+
+
+def _unreachable(dsn: str, exc: psycopg.OperationalError) -> DatabaseUnavailableError:
+    return DatabaseUnavailableError(f"cannot connect to {describe(dsn)}: {error_summary(exc)}")
+
+
+async def async_pool(
+    dsn: str | None = None, *, pooler: str | None = None, **options: Any
+) -> AsyncPool:
+    """Open a ``psycopg_pool.AsyncConnectionPool`` configured as :func:`pool`'s.
+
+    The same options, the same connections (autocommit, a connect timeout, no
+    prepared statements behind a transaction-mode pooler) and the same
+    :class:`DatabaseUnavailableError` when no connection comes within the
+    pool's ``timeout`` (see :class:`AsyncPool`). Returns once ``min_size``
+    connections are open: ``async with await async_pool() as pool:``.
+    """
+    target, conninfo, keywords, pool_options = _pool_settings(dsn, pooler, options)
+    opened = AsyncPool(conninfo, kwargs=keywords, open=False, **pool_options)
+    opened.target = target
+    await opened.open(wait=True, timeout=opened.timeout)
+    return opened
+
+
+def _pool_settings(
+    dsn: str | None, pooler: str | None, options: dict[str, Any]
+) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+    """For a pool on ``dsn``: its target for messages, its connections' string and
+    keywords, and its own options (those ``psycopg_pool``'s pools take)."""
+    resolved = resolve_dsn(dsn)
+    pool_options = {name: value for name, value in options.items() if name in _POOL_OPTIONS}
+    others = {name: value for name, value in options.items() if name not in _POOL_OPTIONS}
+    conninfo, keywords = _connection_settings(resolved, pooler, others)
+    return describe(resolved), conninfo, keywords, pool_options
+
+
+class AsyncPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
+    """psycopg's async pool, whose failures to hand out a connection are :class:`Pool`'s.
+
+    ``PoolTimeout`` and ``TooManyRequests`` become :class:`DatabaseUnavailableError`
+    with the messages :class:`Pool` gives.
+    """
+
+    target = "the database"  # user@host:port/dbname, set by async_pool()
+    # How the pool's latest attempt to connect ended (None: it worked, or none was made).
+    _connect_error: psycopg.Error | None = None
+
+    async def _connect(self, timeout: float | None = None) -> psycopg.AsyncConnection[Any]:
+        # As Pool._connect: keep the server's reason for the messages.
+        with _connect_outcome(self):
+            return await super()._connect(timeout)
+
+    async def wait(self, timeout: float = 30.0) -> None:
+        try:
+            await super().wait(timeout)
+        except PoolTimeout as exc:
+            self._unavailable(exc, timeout)
+
+    async def getconn(self, timeout: float | None = None) -> psycopg.AsyncConnection[Any]:
+        try:
+            return await super().getconn(timeout)
+        except PoolTimeout as exc:
+            self._unavailable(exc, self.timeout if timeout is None else timeout)
+        except TooManyRequests as exc:
+            waiting = f"pool {self.name!r} already has {self.max_waiting} clients waiting"
+            raise DatabaseUnavailableError(
+                f"no connection to {self.target}: {waiting} (max_waiting)"
+            ) from exc
+
+    def _unavailable(self, exc: PoolTimeout, waited: float) -> NoReturn:
+        # Pool's messages, word for word: its method reads only what both pools have
+        # (target, name, max_size, _connect_error).
+        Pool._unavailable(cast(Pool, self), exc, waited)
+
+
+@contextlib.contextmanager
+def _connect_outcome(opened: AsyncPool) -> Iterator[None]:
+    """Record on the pool how the attempt to connect in the block ended."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        opened._connect_error = exc
+        raise
+    opened._connect_error = None

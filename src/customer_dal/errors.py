@@ -15,6 +15,9 @@ from typing import Any
 
 import psycopg
 
+# translate() serves both flavours of connection.
+AnyConnection = psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
+
 __all__ = [
     "ConfigurationError",
     "ConstraintViolationError",
@@ -199,7 +202,7 @@ _BY_SQLSTATE: dict[str, Callable[[str, str], DataAccessError]] = {
 
 def translate(
     exc: psycopg.Error,
-    conn: psycopg.Connection[Any] | None,
+    conn: AnyConnection | None,
     *,
     writes: bool = False,
     in_transaction: bool = False,
@@ -209,7 +212,8 @@ def translate(
     ``writes`` says whether the call could have changed data, ``in_transaction``
     whether it ran inside the caller's transaction: a connection lost during a
     write outside a transaction leaves its outcome unknown. A broken connection
-    is closed, so the caller's next step (or the pool) starts clean.
+    is closed, so the caller's next step (or the pool) starts clean; an
+    ``AsyncConnection``'s close must be awaited, which its caller does.
     """
     if isinstance(exc, psycopg.errors.IntegrityError):
         return ConstraintViolationError.from_driver(exc)
@@ -223,7 +227,7 @@ def translate(
     return build(where, _first_line(exc))
 
 
-def _connection_gone(exc: psycopg.Error, conn: psycopg.Connection[Any] | None) -> bool:
+def _connection_gone(exc: psycopg.Error, conn: AnyConnection | None) -> bool:
     state = exc.sqlstate or ""
     if state[:2] == "08" or state in _CONNECTION_GONE:
         return True
@@ -234,13 +238,13 @@ def _connection_gone(exc: psycopg.Error, conn: psycopg.Connection[Any] | None) -
 
 def _unavailable(
     exc: psycopg.Error,
-    conn: psycopg.Connection[Any] | None,
+    conn: AnyConnection | None,
     where: str,
     *,
     writes: bool,
     in_transaction: bool,
 ) -> DatabaseUnavailableError:
-    if conn is not None:
+    if isinstance(conn, psycopg.Connection):
         conn.close()
     if in_transaction:
         outcome = "the transaction was lost and nothing in it was committed"
@@ -253,7 +257,7 @@ def _unavailable(
     )
 
 
-def _where(conn: psycopg.Connection[Any] | None) -> str:
+def _where(conn: AnyConnection | None) -> str:
     """``user@host:port/dbname`` of the connection, never its password."""
     if conn is None or (conn.closed and not conn.broken):
         return "the database"  # a closed connection no longer knows where it was

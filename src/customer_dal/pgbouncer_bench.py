@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 import psycopg
 
@@ -93,7 +93,7 @@ def bench_pooler(dsn: str, rows: int, calls: int) -> PoolerFigures:
     migrated, filled database ``dsn``."""
     try:
         with running_pgbouncer(dsn, pool_size=POOL_SIZE) as bouncer:
-            sizes = {"min_size": POOL_SIZE, "max_size": POOL_SIZE}
+            sizes: dict[str, Any] = {"min_size": POOL_SIZE, "max_size": POOL_SIZE}
             with (
                 pool(dsn, pooler="none", name="direct", **sizes) as direct,
                 pool(

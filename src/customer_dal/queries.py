@@ -8,7 +8,9 @@ saying what the query does, then the SQL up to the next ``-- name:`` line::
     SELECT ... WHERE id = %(id)s;
 
 The text is passed to psycopg unchanged: its ``%(name)s`` placeholders carry
-every value, so nothing is ever formatted into SQL at run time.
+every value, so nothing is ever formatted into SQL at run time. The
+repositories run it through :func:`customer_dal.calls.execute`, which logs to
+:data:`log`.
 """
 
 from __future__ import annotations
@@ -16,22 +18,17 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import takewhile
-from typing import Any, LiteralString, TypeVar
-
-import psycopg
+from typing import LiteralString
 
 from .resources import sql_directory
 
-__all__ = ["Query", "execute", "load_queries"]
+__all__ = ["Query", "load_queries", "log"]
 
-Row = TypeVar("Row")
 # DEBUG: each query's name, duration and row count; never its parameters
 # (they are customers' personal data).
-_log = logging.getLogger("customer_dal.queries")
+log = logging.getLogger("customer_dal.queries")
 
 _NAME_LINE = re.compile(r"^-- name: (?P<name>[a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
@@ -61,16 +58,3 @@ def load_queries(filename: str) -> dict[str, Query]:
             sql="\n".join(sql_lines).strip().removesuffix(";"),
         )
     return queries
-
-
-def execute(
-    cursor: psycopg.Cursor[Row], query: Query, params: Mapping[str, Any] | None = None
-) -> psycopg.Cursor[Row]:
-    """``cursor.execute(query.sql, params)``, logged at DEBUG when that is enabled."""
-    if not _log.isEnabledFor(logging.DEBUG):  # the hot path: one cached check
-        return cursor.execute(query.sql, params)
-    started = time.perf_counter()
-    cursor.execute(query.sql, params)
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    _log.debug("%s: %.2f ms, %d rows", query.name, elapsed_ms, cursor.rowcount)
-    return cursor

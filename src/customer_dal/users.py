@@ -1,3 +1,4 @@
+# generated from src/customer_dal/users_async.py by tools/async_to_sync.py; do not edit
 """UserRepository: the minimal users table, through ``sql/users.sql``.
 
 customer_dal needs only to create a user (tests, seeding) and to name the user
@@ -11,10 +12,11 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
-from .calls import run_call
+from .calls import execute, run_call
 from .errors import ConstraintViolationError, DuplicateEmailError
+from .flavours import require_connection
 from .models import User, UserCreate, check_arguments
-from .queries import execute, load_queries
+from .queries import Query, load_queries
 
 __all__ = ["UserRepository"]
 
@@ -25,18 +27,21 @@ class UserRepository:
     """Create and read users."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        require_connection(conn, psycopg.Connection, self)
         self._conn = conn
         self._queries = load_queries("users.sql")
+
+    def _fetch_user(self, query: Query, params: dict[str, Any]) -> User | None:
+        cursor = execute(self._conn.cursor(row_factory=_user_row), query, params)
+        return cursor.fetchone()
 
     def create(self, full_name: str, email: str | None = None) -> User:
         """Add a user; raises :class:`DuplicateEmailError` for a taken e-mail (any case)."""
         user = UserCreate(full_name=full_name, email=email)
-        cursor = self._conn.cursor(row_factory=_user_row)
+        query = self._queries["create"]
         try:
             created = run_call(
-                self._conn,
-                lambda: execute(cursor, self._queries["create"], user.__dict__).fetchone(),
-                writes=True,
+                self._conn, lambda: self._fetch_user(query, user.__dict__), writes=True
             )
         except ConstraintViolationError as exc:
             if exc.constraint == "users_email_lower_key":
@@ -48,7 +53,5 @@ class UserRepository:
     def get(self, user_id: int) -> User | None:
         """The user with this id, if any."""
         check_arguments(user_id=user_id)
-        cursor = self._conn.cursor(row_factory=_user_row)
-        return run_call(
-            self._conn, lambda: execute(cursor, self._queries["get"], {"id": user_id}).fetchone()
-        )
+        query = self._queries["get"]
+        return run_call(self._conn, lambda: self._fetch_user(query, {"id": user_id}))

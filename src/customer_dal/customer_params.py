@@ -1,0 +1,86 @@
+"""The customer queries' parameters, built from validated input.
+
+Pure and free of I/O, so the async repository and its generated sync twin
+(:mod:`customer_dal.customers_async`, :mod:`customer_dal.customers`) share one
+copy of every decision that is not a round trip: how a search query becomes
+patterns, which search tiers run and in which order, what an update sets.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .models import MIN_PHONE_DIGITS, CustomerSearch, CustomerUpdate
+from .models import phone_digits as digits_of
+
+__all__ = [
+    "REST_TIER",
+    "like_escape",
+    "search_params",
+    "search_tiers",
+    "update_params",
+]
+
+# A query that looks like a phone number: digits and the usual separators only.
+_PHONE_LIKE = re.compile(r"^[0-9 +\-().]+$")
+_MIN_SEARCH_DIGITS = 3
+# Shorter queries have no trigram: they match name and e-mail prefixes only.
+_MIN_SUBSTRING = 3
+# How many customers (in name order) a search reads before deciding its
+# fragment is rare and asking the trigram indexes instead; see docs/benchmarks.md.
+_WALK_BUDGET = 10_000
+# The last tier: a walk in name order, else the trigram indexes (see the repository).
+REST_TIER = "search_rest"
+
+# The update query's set_<field> parameters: which fields the caller gave.
+_SET_FLAGS = tuple((field, f"set_{field}") for field in CustomerUpdate.model_fields)
+
+
+def like_escape(text: str) -> str:
+    """Make ``%``, ``_`` and ``\\`` literal in a LIKE pattern (backslash is the escape)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_params(search: CustomerSearch) -> dict[str, Any]:
+    """The parameters every search tier's query takes (all but its ``limit``)."""
+    text = like_escape(search.query)
+    digits = digits_of(search.query) if _PHONE_LIKE.match(search.query) else ""
+    short = len(search.query) < _MIN_SUBSTRING
+    return {
+        "prefix": f"{text}%",
+        "pattern": f"{text}%" if short else f"%{text}%",
+        # search_text separates its fields with U+001F: a short query's
+        # e-mail prefix is "U+001F then the query".
+        "filter": f"%\x1f{text}%" if short else f"%{text}%",
+        "exact": digits if len(digits) >= MIN_PHONE_DIGITS else None,
+        "digit_pattern": f"%{digits}%" if len(digits) >= _MIN_SEARCH_DIGITS else None,
+        # Without a letter, the query could match phone digits in search_text
+        # that it must not match (a text-only query, a short one): test exactly.
+        "check_fields": not any(char.isalpha() for char in search.query),
+        "include_inactive": search.include_inactive,
+        "budget": _WALK_BUDGET,
+    }
+
+
+def search_tiers(params: dict[str, Any]) -> list[str]:
+    """The search tiers to ask, most relevant first: an exact phone match only for a
+    query that is a whole phone number, then names starting with it, then the rest."""
+    exact = ["search_exact"] if params["exact"] is not None else []
+    return [*exact, "search_prefix", REST_TIER]
+
+
+def update_params(
+    customer_id: int, changes: CustomerUpdate, expected_updated_at: Any
+) -> dict[str, Any]:
+    """The update query's parameters: the new values, and a set_<field> flag for each
+    field the caller gave (an explicit ``None`` clears a field; a missing one stays)."""
+    given = changes.model_fields_set
+    # A model's __dict__ is its fields: no model_dump() copy on the hot path.
+    params: dict[str, Any] = {
+        "id": customer_id,
+        "expected_updated_at": expected_updated_at,
+        **changes.__dict__,
+    }
+    params.update({flag: field in given for field, flag in _SET_FLAGS})
+    return params

@@ -1,0 +1,75 @@
+"""The little that differs, by hand, between the async repositories and their sync twins.
+
+The repositories are written once, async (``*_async.py``); ``tools/async_to_sync.py``
+generates the sync modules from them, renaming ``AsyncX`` to ``X``. What cannot
+be the same code in both lives here, each pair side by side:
+
+* **Cursors.** Creating a cursor costs about as much client CPU as the rest of
+  a sync call, so :class:`Cursors` keeps one pair per thread (psycopg cursors
+  must not be shared by threads; the connection may be). Async tasks share a
+  thread, and a cursor shared by two tasks on one connection would hand one
+  task the other's rows, so :class:`AsyncCursors` makes a cursor per
+  statement, as ``AsyncConnection.execute`` itself does.
+* **The connection check**: a repository given the other flavour's connection
+  says which class to use, at construction rather than at the first call.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row, tuple_row
+
+from .models import Customer
+
+__all__ = ["AsyncCursors", "Cursors", "require_connection"]
+
+# pydantic-core builds a model from a row faster than model_construct does.
+_customer_row = class_row(Customer)
+
+
+class Cursors(threading.local):
+    """This thread's cursors on the repository's connection, made once and reused."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self.customers = conn.cursor(row_factory=_customer_row)
+
+    @functools.cached_property
+    def values(self) -> psycopg.Cursor[tuple[Any, ...]]:
+        """Made on first use: get, create and update never need it, and a repository
+        built per request should cost no more than the cursors it uses."""
+        # Its own row factory: a connection opened with row_factory=dict_row
+        # must not change what _fetch_value reads.
+        return self.conn.cursor(row_factory=tuple_row)
+
+
+class AsyncCursors:
+    """A new cursor for each statement, so concurrent tasks never share one."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.conn = conn
+
+    @property
+    def customers(self) -> psycopg.AsyncCursor[Customer]:
+        return self.conn.cursor(row_factory=_customer_row)
+
+    @property
+    def values(self) -> psycopg.AsyncCursor[tuple[Any, ...]]:
+        return self.conn.cursor(row_factory=tuple_row)
+
+
+def require_connection(conn: object, expected: type, repository: object) -> None:
+    """Raise ``TypeError`` unless ``conn`` is an ``expected`` (a psycopg connection class),
+    naming the repository class that takes the connection given."""
+    if isinstance(conn, expected):
+        return
+    name = type(repository).__name__
+    twin = name.removeprefix("Async") if name.startswith("Async") else f"Async{name}"
+    wanted = f"{name} needs a psycopg.{expected.__name__}"
+    if isinstance(conn, psycopg.Connection | psycopg.AsyncConnection):
+        raise TypeError(f"{wanted}, not a psycopg.{type(conn).__name__}: use {twin} instead")
+    raise TypeError(f"{wanted}, not {type(conn).__name__}")
