@@ -28,6 +28,7 @@ import pytest
 import customer_dal
 
 T = TypeVar("T")
+_POOLED = (customer_dal.AsyncPooledCustomerRepository, customer_dal.AsyncPooledUserRepository)
 
 
 class LoopThread:
@@ -37,6 +38,35 @@ class LoopThread:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
+
+    def pool(self, dsn: str, **options: Any) -> Any:
+        """``customer_dal.pool()`` or ``customer_dal.async_pool()``."""
+        if self.loop is None:
+            return customer_dal.pool(dsn, **options)
+        return self._blocking(lambda: customer_dal.async_pool(dsn, **options))
+
+    def pooled_customers(self, pool: Any) -> Any:
+        if self.loop is None:
+            return customer_dal.PooledCustomerRepository(pool)
+        return Blocking(customer_dal.AsyncPooledCustomerRepository(pool._target), self.loop)
+
+    def pooled_users(self, pool: Any) -> Any:
+        if self.loop is None:
+            return customer_dal.PooledUserRepository(pool)
+        return Blocking(customer_dal.AsyncPooledUserRepository(pool._target), self.loop)
+
+    def ask(self, pool: Any, query: str, *, read: bool) -> Any:
+        """One value from ``query``, through the pool's ``run_read`` (or ``run``)."""
+        if self.loop is None:
+            run = pool.run_read if read else pool.run
+            return run(lambda conn: conn.execute(query).fetchone()[0])
+
+        async def value(conn: psycopg.AsyncConnection[Any]) -> Any:
+            row = await (await conn.execute(query)).fetchone()
+            return row[0] if row else None
+
+        target = pool._target
+        return self.loop.run(target.run_read(value) if read else target.run(value))
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
@@ -71,6 +101,8 @@ class Blocking:
         if isinstance(result, psycopg.AsyncConnection | psycopg.AsyncCursor):
             return Blocking(result, self._loop)
         if hasattr(result, "__aenter__"):  # conn.transaction(), conn.pipeline()
+            return Blocking(result, self._loop)
+        if isinstance(result, _POOLED):  # on_primary()
             return Blocking(result, self._loop)
         return result
 
@@ -122,6 +154,35 @@ class Flavour:
         if self.loop is None:
             return customer_dal.UserRepository(conn)
         return Blocking(customer_dal.AsyncUserRepository(conn._target), self.loop)
+
+    def pool(self, dsn: str, **options: Any) -> Any:
+        """``customer_dal.pool()`` or ``customer_dal.async_pool()``."""
+        if self.loop is None:
+            return customer_dal.pool(dsn, **options)
+        return self._blocking(lambda: customer_dal.async_pool(dsn, **options))
+
+    def pooled_customers(self, pool: Any) -> Any:
+        if self.loop is None:
+            return customer_dal.PooledCustomerRepository(pool)
+        return Blocking(customer_dal.AsyncPooledCustomerRepository(pool._target), self.loop)
+
+    def pooled_users(self, pool: Any) -> Any:
+        if self.loop is None:
+            return customer_dal.PooledUserRepository(pool)
+        return Blocking(customer_dal.AsyncPooledUserRepository(pool._target), self.loop)
+
+    def ask(self, pool: Any, query: str, *, read: bool) -> Any:
+        """One value from ``query``, through the pool's ``run_read`` (or ``run``)."""
+        if self.loop is None:
+            run = pool.run_read if read else pool.run
+            return run(lambda conn: conn.execute(query).fetchone()[0])
+
+        async def value(conn: psycopg.AsyncConnection[Any]) -> Any:
+            row = await (await conn.execute(query)).fetchone()
+            return row[0] if row else None
+
+        target = pool._target
+        return self.loop.run(target.run_read(value) if read else target.run(value))
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine of the async flavour's own (a race between tasks) on its loop."""

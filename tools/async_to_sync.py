@@ -25,7 +25,8 @@ The transformation (libcst, which keeps comments and layout):
 * ``async def``/``async with``/``async for`` lose ``async``; ``await x`` becomes ``x``;
 * ``Awaitable[T]`` becomes ``T`` (and ``Awaitable`` leaves the imports);
 * the names in :data:`NAMES` are renamed wherever they appear, in identifiers
-  and, as whole words, in strings (docstrings name the classes);
+  and, as whole words, in strings and comments (docstrings and messages name
+  the classes), where ``async with`` also becomes ``with``;
 * ruff then sorts the imports and formats the result, as ``make format`` would.
 
 Usage: ``python tools/async_to_sync.py`` rewrites every twin;
@@ -48,19 +49,32 @@ MODULES = {
     "src/customer_dal/calls_async.py": "src/customer_dal/calls.py",
     "src/customer_dal/customers_async.py": "src/customer_dal/customers.py",
     "src/customer_dal/users_async.py": "src/customer_dal/users.py",
+    "src/customer_dal/pools_async.py": "src/customer_dal/pools.py",
+    "src/customer_dal/replicas_async.py": "src/customer_dal/replicas.py",
+    "src/customer_dal/routing_async.py": "src/customer_dal/routing.py",
 }
 NAMES = {
     "AsyncConnection": "Connection",
+    "AsyncConnectionPool": "ConnectionPool",
     "AsyncCursor": "Cursor",
     "AsyncCursors": "Cursors",
     "AsyncCustomerRepository": "CustomerRepository",
+    "AsyncPool": "Pool",
+    "AsyncPooledCustomerRepository": "PooledCustomerRepository",
+    "AsyncPooledUserRepository": "PooledUserRepository",
+    "AsyncReadReplica": "ReadReplica",
     "AsyncUserRepository": "UserRepository",
+    "async_pool": "pool",
     "calls_async": "calls",
     "customers_async": "customers",
+    "pools_async": "pools",
+    "replicas_async": "replicas",
+    "routing_async": "routing",
     "users_async": "users",
 }
 # What binds tighter than any operator: it needs no parentheses of its own.
 _ATOMS = (cst.Name, cst.Attribute, cst.Call, cst.Subscript)
+_ASYNC_WITH = re.compile(r"\basync with ")
 _WORDS = re.compile(r"\b(" + "|".join(map(re.escape, NAMES)) + r")\b")
 
 
@@ -116,8 +130,20 @@ class AsyncToSync(cst.CSTTransformer):
     def leave_SimpleString(
         self, original_node: cst.SimpleString, updated_node: cst.SimpleString
     ) -> cst.SimpleString:
-        renamed = _WORDS.sub(lambda match: NAMES[match[1]], updated_node.value)
-        return updated_node.with_changes(value=renamed)
+        return updated_node.with_changes(value=_in_words(updated_node.value))
+
+    def leave_FormattedStringText(
+        self, original_node: cst.FormattedStringText, updated_node: cst.FormattedStringText
+    ) -> cst.FormattedStringText:
+        return updated_node.with_changes(value=_in_words(updated_node.value))
+
+    def leave_Comment(self, original_node: cst.Comment, updated_node: cst.Comment) -> cst.Comment:
+        return updated_node.with_changes(value=_in_words(updated_node.value))
+
+
+def _in_words(text: str) -> str:
+    """Prose and messages: the names renamed, and ``async with`` is ``with``."""
+    return _ASYNC_WITH.sub("with ", _WORDS.sub(lambda match: NAMES[match[1]], text))
 
 
 def generate(source: str) -> str:

@@ -31,7 +31,7 @@ import logging
 
 from .customers import CustomerRepository
 from .customers_async import AsyncCustomerRepository
-from .db import async_connect, async_pool, connect, pool, resolve_dsn
+from .db import async_connect, connect, resolve_dsn
 from .errors import (
     ConfigurationError,
     ConstraintViolationError,
@@ -59,12 +59,17 @@ from .models import (
     User,
     UserCreate,
 )
+from .pools import pool
+from .pools_async import async_pool
 from .routing import PooledCustomerRepository, PooledUserRepository
+from .routing_async import AsyncPooledCustomerRepository, AsyncPooledUserRepository
 from .users import UserRepository
 from .users_async import AsyncUserRepository
 
 __all__ = [
     "AsyncCustomerRepository",
+    "AsyncPooledCustomerRepository",
+    "AsyncPooledUserRepository",
     "AsyncUserRepository",
     "ConfigurationError",
     "ConstraintViolationError",

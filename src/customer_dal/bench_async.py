@@ -29,8 +29,10 @@ from psycopg_pool import AsyncConnectionPool
 from .customer_params import REST_TIER, search_params, search_tiers
 from .customers import CustomerRepository
 from .customers_async import AsyncCustomerRepository
-from .db import _connection_settings, async_pool, pool
+from .db import connection_settings
 from .models import CustomerSearch
+from .pools import pool
+from .pools_async import async_pool
 from .queries import Query, load_queries
 
 __all__ = ["report_async_bench", "run_async_bench"]
@@ -110,7 +112,7 @@ async def _our_call(opened: AsyncConnectionPool[Any], item: Call) -> None:
 
 
 async def _raw_pool(dsn: str) -> AsyncConnectionPool[Any]:
-    conninfo, keywords = _connection_settings(dsn, None, {})
+    conninfo, keywords = connection_settings(dsn, None, {})
     opened: AsyncConnectionPool[Any] = AsyncConnectionPool(
         conninfo, kwargs=keywords, min_size=POOL_SIZE, open=False
     )

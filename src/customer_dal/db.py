@@ -5,10 +5,10 @@ else ``DATABASE_URL``, else the embedded server (see :mod:`customer_dal.embedded
 A DSN may be a URL (``postgresql://``, ``postgres://`` or yoyo's
 ``postgresql+psycopg://``) or a libpq ``key=value`` string.
 
-:func:`connect` opens one connection and :func:`pool` a ``psycopg_pool``
-pool; both configure their connections as the repositories need (autocommit,
-a connect timeout) and pass any other psycopg option through.
-:func:`async_connect` and :func:`async_pool` do the same for asyncio.
+:func:`connect` (and :func:`async_connect`) opens one connection configured as
+the repositories need (autocommit, a connect timeout) and passes any other
+psycopg option through; the pools of :mod:`customer_dal.pools` and
+:mod:`customer_dal.pools_async` configure theirs the same way.
 
 **Behind a transaction-mode pooler** (PgBouncer's ``pool_mode = transaction``)
 consecutive transactions of one client may run on different server
@@ -24,38 +24,33 @@ pooler keeps a client on one server connection) change nothing.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import functools
 import inspect
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
-from typing import Any, NoReturn, TypeVar, cast
+from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout, TooManyRequests
+from psycopg_pool import ConnectionPool
 
 from .embedded import data_directory, embedded_dsn
 from .errors import ConfigurationError, DatabaseUnavailableError
-from .replicas import ReadReplica
 
 __all__ = [
-    "AsyncPool",
-    "Pool",
+    "POOL_OPTIONS",
     "async_connect",
-    "async_pool",
     "configured_dsn",
     "configured_replica_dsn",
     "connect",
+    "connection_settings",
     "describe",
     "describe_target",
     "error_summary",
-    "pool",
     "pooler_mode",
     "resolve_dsn",
     "split_password",
@@ -64,7 +59,7 @@ __all__ = [
 ]
 
 DATABASE_URL_ENV = "DATABASE_URL"
-# A hot standby for the read-only calls of a pool's repositories (see replicas.py).
+# A hot standby for the read-only calls of a pool's repositories (see pools_async.py).
 REPLICA_URL_ENV = "DATABASE_REPLICA_URL"
 POOLER_ENV = "CUSTOMER_DAL_POOLER"
 # What sits between the library and PostgreSQL. Only a transaction-mode pooler
@@ -72,11 +67,6 @@ POOLER_ENV = "CUSTOMER_DAL_POOLER"
 POOLER_MODES = ("none", "session", "transaction")
 # A server that does not answer should fail in seconds, not hang a deploy.
 _DEFAULT_CONNECT_TIMEOUT = 10
-# How long a read waits for a standby connection before it reads from the
-# primary, and how long reads then leave the standby alone (see replicas.py).
-_DEFAULT_REPLICA_WAIT = 2.0
-_DEFAULT_REPLICA_RETRY = 5.0
-T = TypeVar("T")
 _SCHEME_ALIASES = ("postgresql+psycopg://", "postgres+psycopg://")
 # DATABSE_URL and DATABASE_URI score about 0.95; TEST_DATABASE_URL, a
 # legitimately different variable, scores 0.83.
@@ -98,7 +88,7 @@ _DRIVER_OPTIONS = frozenset(
 )
 # ConnectionPool's own keywords (min_size, max_size, timeout, name, ...). The
 # connection string, the connections' keywords and opening are ours to set.
-_POOL_OPTIONS = frozenset(
+POOL_OPTIONS = frozenset(
     name
     for name in inspect.signature(ConnectionPool.__init__).parameters
     if name not in {"self", "conninfo", "kwargs", "open"}
@@ -276,7 +266,7 @@ def pooler_mode(pooler: str | None = None) -> str:
     return mode
 
 
-def _connection_settings(
+def connection_settings(
     dsn: str, pooler: str | None, options: dict[str, Any]
 ) -> tuple[str, dict[str, Any]]:
     """The connection string and psycopg keywords for a connection to ``dsn``.
@@ -326,143 +316,11 @@ def connect(
     module docstring).
     """
     resolved = resolve_dsn(dsn)
-    conninfo, keywords = _connection_settings(resolved, pooler, options)
+    conninfo, keywords = connection_settings(resolved, pooler, options)
     try:
         return psycopg.connect(conninfo, **keywords)
     except psycopg.OperationalError as exc:
-        raise DatabaseUnavailableError(
-            f"cannot connect to {describe(resolved)}: {error_summary(exc)}"
-        ) from exc
-
-
-def pool(
-    dsn: str | None = None,
-    *,
-    pooler: str | None = None,
-    replica_dsn: str | None = None,
-    replica_wait: float = _DEFAULT_REPLICA_WAIT,
-    replica_retry: float = _DEFAULT_REPLICA_RETRY,
-    **options: Any,
-) -> Pool:
-    """Open a connection pool whose connections are configured as :func:`connect`'s.
-
-    ``options`` that ``psycopg_pool.ConnectionPool`` takes (``min_size``,
-    ``max_size``, ``timeout``, ``name``, ``max_idle``, ``check``, ...) configure
-    the pool; the rest go to its connections, as for :func:`connect`. Returns
-    once ``min_size`` connections are open; a server that gives none within the
-    pool's ``timeout`` raises :class:`DatabaseUnavailableError` with the reason,
-    and so does every later ``getconn()`` or ``connection()`` that waits for a
-    connection longer than ``timeout`` (see :class:`Pool`). Use it as a context
-    manager, or call ``close()``, to stop its threads and connections.
-
-    ``replica_dsn`` (else ``$DATABASE_REPLICA_URL``) names a hot standby: the
-    pool then holds a second pool, of the same options, for the read-only
-    calls of the pooled repositories (:mod:`customer_dal.routing`). It opens
-    without waiting: a standby that is down must not keep the application
-    down, since reads fall back to the primary (see :mod:`customer_dal.replicas`
-    for ``replica_wait`` and ``replica_retry``).
-    """
-    resolved = resolve_dsn(dsn)
-    replica = configured_replica_dsn(replica_dsn)
-    pool_options = {name: value for name, value in options.items() if name in _POOL_OPTIONS}
-    others = {name: value for name, value in options.items() if name not in _POOL_OPTIONS}
-    primary = _new_pool(resolved, pooler, pool_options, others)
-    new_standby_pool = None
-    if replica is not None:
-        standby_options = {**pool_options, "name": f"{primary.name}-replica"}
-        new_standby_pool = functools.partial(_new_pool, replica, pooler, standby_options, others)
-        new_standby_pool()  # a bad option fails here, before any pool has threads
-    primary.open(wait=True, timeout=primary.timeout)
-    if new_standby_pool is not None:
-        primary.replica = ReadReplica(
-            new_standby_pool, wait=replica_wait, retry_after=replica_retry
-        )
-    return primary
-
-
-def _new_pool(
-    dsn: str, pooler: str | None, pool_options: dict[str, Any], others: dict[str, Any]
-) -> Pool:
-    conninfo, keywords = _connection_settings(dsn, pooler, others)
-    unopened = Pool(conninfo, kwargs=keywords, open=False, **pool_options)
-    unopened.target = describe(dsn)
-    return unopened
-
-
-class Pool(ConnectionPool[psycopg.Connection[Any]]):
-    """psycopg's pool, whose failures to hand out a connection are the library's.
-
-    ``psycopg_pool.PoolTimeout`` (no connection within the timeout) and
-    ``TooManyRequests`` (``max_waiting`` clients already queued) become
-    :class:`DatabaseUnavailableError`: with the server's reason when the pool's
-    latest attempt to connect failed, else saying that every connection was in use.
-    """
-
-    target = "the database"  # user@host:port/dbname, set by pool()
-    # The hot standby for reads, when pool() was given one.
-    replica: ReadReplica | None = None
-    # How the pool's latest attempt to connect (made in its own threads) ended:
-    # None when it worked, or none was made yet.
-    _connect_error: psycopg.Error | None = None
-
-    def _connect(self, timeout: float | None = None) -> psycopg.Connection[Any]:
-        # psycopg_pool's one place that opens connections. Were it renamed, the
-        # messages would lose the server's reason, and nothing else.
-        try:
-            connection = super()._connect(timeout)
-        except psycopg.Error as exc:
-            self._connect_error = exc
-            raise
-        self._connect_error = None
-        return connection
-
-    def run(self, call: Callable[[psycopg.Connection[Any]], T]) -> T:
-        """``call`` on one of this pool's connections (the primary's)."""
-        with self.connection() as conn:
-            return call(conn)
-
-    def run_read(self, call: Callable[[psycopg.Connection[Any]], T]) -> T:
-        """``call``, which only reads, on the replica when there is one and it answers."""
-        if self.replica is None:
-            return self.run(call)
-        return self.replica.run(call, fallback=self.run)
-
-    def close(self, timeout: float = 5.0) -> None:
-        if self.replica is not None:
-            self.replica.close()
-        super().close(timeout)
-
-    def wait(self, timeout: float = 30.0) -> None:
-        try:
-            super().wait(timeout)
-        except PoolTimeout as exc:
-            self._unavailable(exc, timeout)
-
-    def getconn(self, timeout: float | None = None) -> psycopg.Connection[Any]:
-        try:
-            return super().getconn(timeout)
-        except PoolTimeout as exc:
-            self._unavailable(exc, self.timeout if timeout is None else timeout)
-        except TooManyRequests as exc:
-            raise DatabaseUnavailableError(
-                f"no connection to {self.target}: pool {self.name!r} already has "
-                f"{self.max_waiting} clients waiting (max_waiting)"
-            ) from exc
-
-    def _unavailable(self, exc: PoolTimeout, waited: float) -> NoReturn:
-        """Raise the library's error for a wait of ``waited`` seconds that timed out."""
-        failed = self._connect_error
-        if failed is not None:
-            raise DatabaseUnavailableError(
-                f"cannot connect to {self.target}: {error_summary(failed)} "
-                f"(pool {self.name!r} waited {waited:g} s)"
-            ) from failed  # the server's reason; the pool's timeout is the __context__
-        # Also a server slower to answer than the wait (connect_timeout is longer).
-        raise DatabaseUnavailableError(
-            f"no connection to {self.target} within {waited:g} s: all {self.max_size} "
-            f"connections of pool {self.name!r} are in use (return them sooner or raise "
-            "max_size), or the server is slow to accept more"
-        ) from exc
+        raise _unreachable(resolved, exc) from exc
 
 
 def error_summary(exc: BaseException) -> str:
@@ -470,7 +328,7 @@ def error_summary(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-# --- asyncio: the same connections, for psycopg's AsyncConnection and AsyncConnectionPool ---
+# --- asyncio: the same connections, for psycopg's AsyncConnection ---
 
 
 async def async_connect(
@@ -484,7 +342,7 @@ async def async_connect(
     starts the embedded server, blocking the event loop while it starts.
     """
     resolved = resolve_dsn(dsn)
-    conninfo, keywords = _connection_settings(resolved, pooler, options)
+    conninfo, keywords = connection_settings(resolved, pooler, options)
     try:
         return await psycopg.AsyncConnection.connect(conninfo, **keywords)
     except psycopg.OperationalError as exc:
@@ -493,83 +351,3 @@ async def async_connect(
 
 def _unreachable(dsn: str, exc: psycopg.OperationalError) -> DatabaseUnavailableError:
     return DatabaseUnavailableError(f"cannot connect to {describe(dsn)}: {error_summary(exc)}")
-
-
-async def async_pool(
-    dsn: str | None = None, *, pooler: str | None = None, **options: Any
-) -> AsyncPool:
-    """Open a ``psycopg_pool.AsyncConnectionPool`` configured as :func:`pool`'s.
-
-    The same options, the same connections (autocommit, a connect timeout, no
-    prepared statements behind a transaction-mode pooler) and the same
-    :class:`DatabaseUnavailableError` when no connection comes within the
-    pool's ``timeout`` (see :class:`AsyncPool`). Returns once ``min_size``
-    connections are open: ``async with await async_pool() as pool:``.
-    """
-    target, conninfo, keywords, pool_options = _pool_settings(dsn, pooler, options)
-    opened = AsyncPool(conninfo, kwargs=keywords, open=False, **pool_options)
-    opened.target = target
-    await opened.open(wait=True, timeout=opened.timeout)
-    return opened
-
-
-def _pool_settings(
-    dsn: str | None, pooler: str | None, options: dict[str, Any]
-) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
-    """For a pool on ``dsn``: its target for messages, its connections' string and
-    keywords, and its own options (those ``psycopg_pool``'s pools take)."""
-    resolved = resolve_dsn(dsn)
-    pool_options = {name: value for name, value in options.items() if name in _POOL_OPTIONS}
-    others = {name: value for name, value in options.items() if name not in _POOL_OPTIONS}
-    conninfo, keywords = _connection_settings(resolved, pooler, others)
-    return describe(resolved), conninfo, keywords, pool_options
-
-
-class AsyncPool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
-    """psycopg's async pool, whose failures to hand out a connection are :class:`Pool`'s.
-
-    ``PoolTimeout`` and ``TooManyRequests`` become :class:`DatabaseUnavailableError`
-    with the messages :class:`Pool` gives.
-    """
-
-    target = "the database"  # user@host:port/dbname, set by async_pool()
-    # How the pool's latest attempt to connect ended (None: it worked, or none was made).
-    _connect_error: psycopg.Error | None = None
-
-    async def _connect(self, timeout: float | None = None) -> psycopg.AsyncConnection[Any]:
-        # As Pool._connect: keep the server's reason for the messages.
-        with _connect_outcome(self):
-            return await super()._connect(timeout)
-
-    async def wait(self, timeout: float = 30.0) -> None:
-        try:
-            await super().wait(timeout)
-        except PoolTimeout as exc:
-            self._unavailable(exc, timeout)
-
-    async def getconn(self, timeout: float | None = None) -> psycopg.AsyncConnection[Any]:
-        try:
-            return await super().getconn(timeout)
-        except PoolTimeout as exc:
-            self._unavailable(exc, self.timeout if timeout is None else timeout)
-        except TooManyRequests as exc:
-            waiting = f"pool {self.name!r} already has {self.max_waiting} clients waiting"
-            raise DatabaseUnavailableError(
-                f"no connection to {self.target}: {waiting} (max_waiting)"
-            ) from exc
-
-    def _unavailable(self, exc: PoolTimeout, waited: float) -> NoReturn:
-        # Pool's messages, word for word: its method reads only what both pools have
-        # (target, name, max_size, _connect_error).
-        Pool._unavailable(cast(Pool, self), exc, waited)
-
-
-@contextlib.contextmanager
-def _connect_outcome(opened: AsyncPool) -> Iterator[None]:
-    """Record on the pool how the attempt to connect in the block ended."""
-    try:
-        yield
-    except psycopg.Error as exc:
-        opened._connect_error = exc
-        raise
-    opened._connect_error = None

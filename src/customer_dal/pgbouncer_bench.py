@@ -35,8 +35,8 @@ import psycopg
 
 from .bench import Timing
 from .customers import CustomerRepository
-from .db import Pool, pool
 from .local_pgbouncer import PgBouncerUnavailable, running_pgbouncer
+from .pools import Pool, pool
 from .queries import load_queries
 
 __all__ = ["POOL_SIZE", "PoolerFigures", "bench_pooler"]

@@ -1,6 +1,7 @@
+# generated from src/customer_dal/replicas_async.py by tools/async_to_sync.py; do not edit
 """When a read goes to the hot standby, and what happens when the standby is away.
 
-A pool made with a replica (``pool(replica_dsn=...)`` or ``DATABASE_REPLICA_URL``)
+A pool made with a replica (``replica_dsn=...`` or ``DATABASE_REPLICA_URL``)
 holds a second pool of connections to a hot standby. The pooled repositories
 (:mod:`customer_dal.routing`) run their read-only calls through
 :meth:`ReadReplica.run`:
@@ -17,6 +18,9 @@ holds a second pool of connections to a hot standby. The pooled repositories
 
 A standby serves what it has replayed, which may lag behind the primary: a
 caller who must see its own write reads from the primary (``on_primary()``).
+
+The lock guards a few assignments and is never held across an ``await``: a
+thread lock serves the async flavour as well as the threads of the sync one.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from psycopg_pool import PoolClosed
 from .errors import DatabaseUnavailableError
 
 if TYPE_CHECKING:
-    from .db import Pool
+    from .pools import Pool
 
 __all__ = ["ReadReplica"]
 
@@ -42,17 +46,23 @@ _log = logging.getLogger("customer_dal.replicas")
 
 
 class ReadReplica:
-    """A standby's pool, and whether the standby is answering (shared by all threads).
+    """A standby's pool, and whether the standby is answering (shared by all callers).
 
     During an outage the pool is left alone (psycopg_pool keeps reconnecting,
     ever more slowly); the periodic try opens a pool of its own, which takes
     the old one's place when the standby answers it.
     """
 
-    def __init__(self, new_pool: Callable[[], Pool], *, wait: float, retry_after: float) -> None:
-        self._new_pool = new_pool
-        self.pool = new_pool()
-        self.pool.open(wait=False)  # a standby that is down must not hold the caller up
+    def __init__(
+        self,
+        pool: Pool,
+        open_pool: Callable[[], Pool],
+        *,
+        wait: float,
+        retry_after: float,
+    ) -> None:
+        self.pool = pool
+        self._open_pool = open_pool
         self.wait = wait
         self.retry_after = retry_after
         self._lock = threading.Lock()
@@ -87,9 +97,7 @@ class ReadReplica:
             if now < self._next_try:
                 return None
             self._next_try = now + self.retry_after  # this caller alone tries
-        trial = self._new_pool()
-        trial.open(wait=False)
-        return trial
+        return self._open_pool()
 
     def _went_away(self, pool: Pool, exc: Exception) -> None:
         if pool is not self.pool:  # a trial that failed, or a pool already replaced

@@ -1,3 +1,4 @@
+# generated from src/customer_dal/routing_async.py by tools/async_to_sync.py; do not edit
 """Repositories over a pool: each call borrows a connection, from the server its kind needs.
 
 :class:`CustomerRepository` and :class:`UserRepository` work on one connection,
@@ -14,8 +15,8 @@ and route each call:
 
 Each call is one transaction, exactly as on an autocommit connection. Several
 calls that must be atomic together need one connection and a transaction
-(``with pool.connection() as conn, conn.transaction():``), and so run on the
-primary, every read included.
+(``with pool.connection() as conn, conn.transaction():``), and so run on
+the primary, every read included.
 
 The methods are the connection-bound repositories' own, called on a repository
 built for the borrowed connection (which costs a few microseconds): their
@@ -31,7 +32,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 import psycopg
 
 from .customers import CustomerRepository
-from .db import Pool
+from .pools import Pool
 from .users import UserRepository
 
 __all__ = ["PooledCustomerRepository", "PooledUserRepository"]
@@ -50,7 +51,7 @@ class _Pooled(Generic[Repository]):
             raise TypeError(
                 f"{type(self).__name__} takes a pool from customer_dal.pool(), not "
                 f"{type(pool).__name__}; for one connection use "
-                f"{type(self).__name__.removeprefix('Pooled')}"
+                f"{type(self).__name__.replace('Pooled', '')}"
             )
         self._pool = pool
         self._reads_on_primary = reads_on_primary
@@ -79,7 +80,10 @@ def _write(
     """The pooled form of a method that writes: always on the primary."""
 
     def call(self: _Pooled[Any], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return self._pool.run(lambda conn: method(self._repository(conn), *args, **kwargs))
+        def on(conn: psycopg.Connection[Any]) -> T:
+            return method(self._repository(conn), *args, **kwargs)
+
+        return self._pool.run(on)
 
     functools.update_wrapper(call, method)
     return call
