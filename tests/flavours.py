@@ -39,35 +39,6 @@ class LoopThread:
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
 
-    def pool(self, dsn: str, **options: Any) -> Any:
-        """``customer_dal.pool()`` or ``customer_dal.async_pool()``."""
-        if self.loop is None:
-            return customer_dal.pool(dsn, **options)
-        return self._blocking(lambda: customer_dal.async_pool(dsn, **options))
-
-    def pooled_customers(self, pool: Any) -> Any:
-        if self.loop is None:
-            return customer_dal.PooledCustomerRepository(pool)
-        return Blocking(customer_dal.AsyncPooledCustomerRepository(pool._target), self.loop)
-
-    def pooled_users(self, pool: Any) -> Any:
-        if self.loop is None:
-            return customer_dal.PooledUserRepository(pool)
-        return Blocking(customer_dal.AsyncPooledUserRepository(pool._target), self.loop)
-
-    def ask(self, pool: Any, query: str, *, read: bool) -> Any:
-        """One value from ``query``, through the pool's ``run_read`` (or ``run``)."""
-        if self.loop is None:
-            run = pool.run_read if read else pool.run
-            return run(lambda conn: conn.execute(query).fetchone()[0])
-
-        async def value(conn: psycopg.AsyncConnection[Any]) -> Any:
-            row = await (await conn.execute(query)).fetchone()
-            return row[0] if row else None
-
-        target = pool._target
-        return self.loop.run(target.run_read(value) if read else target.run(value))
-
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 

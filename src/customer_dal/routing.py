@@ -61,28 +61,25 @@ def _read(
     method: Callable[Concatenate[Any, P], T],
 ) -> Callable[Concatenate[_Pooled[Any], P], T]:
     """The pooled form of a read-only method: on the standby, unless told otherwise."""
-
-    def call(self: _Pooled[Any], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        def on(conn: psycopg.Connection[Any]) -> T:
-            return method(self._repository(conn), *args, **kwargs)
-
-        if self._reads_on_primary:
-            return self._pool.run(on)
-        return self._pool.run_read(on)
-
-    functools.update_wrapper(call, method)
-    return call
+    return _pooled(method, reads=True)
 
 
 def _write(
     method: Callable[Concatenate[Any, P], T],
 ) -> Callable[Concatenate[_Pooled[Any], P], T]:
     """The pooled form of a method that writes: always on the primary."""
+    return _pooled(method, reads=False)
 
+
+def _pooled(
+    method: Callable[Concatenate[Any, P], T], *, reads: bool
+) -> Callable[Concatenate[_Pooled[Any], P], T]:
     def call(self: _Pooled[Any], /, *args: P.args, **kwargs: P.kwargs) -> T:
         def on(conn: psycopg.Connection[Any]) -> T:
             return method(self._repository(conn), *args, **kwargs)
 
+        if reads and not self._reads_on_primary:
+            return self._pool.run_read(on)
         return self._pool.run(on)
 
     functools.update_wrapper(call, method)
