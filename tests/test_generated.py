@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+import customer_dal
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,4 +64,28 @@ def test_the_check_mode_names_a_stale_module(
     assert (
         "def extra() -> None:\n    extra()\n"
         in (tmp_path / "src/customer_dal/users.py").read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    ("sync", "asynchronous"),
+    [
+        (customer_dal.CustomerRepository, customer_dal.AsyncCustomerRepository),
+        (customer_dal.UserRepository, customer_dal.AsyncUserRepository),
+    ],
+)
+def test_both_flavours_have_the_same_methods_and_arguments(sync: type, asynchronous: type) -> None:
+    def methods(cls: type) -> dict[str, inspect.Signature]:
+        return {
+            name: inspect.signature(member)
+            for name, member in vars(cls).items()
+            if callable(member) and not name.startswith("_")
+        }
+
+    assert methods(sync) == methods(asynchronous)
+    assert not any(inspect.iscoroutinefunction(member) for member in vars(sync).values())
+    assert all(
+        inspect.iscoroutinefunction(member)
+        for name, member in vars(asynchronous).items()
+        if callable(member) and not name.startswith("__")
     )
