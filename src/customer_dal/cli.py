@@ -171,7 +171,7 @@ def _add_migration_commands(add: Add) -> None:
     cmd.add_argument("--steps", type=_positive_int, default=1, help="how many (default 1)")
     cmd.set_defaults(command=_rollback, interrupted=_MIGRATION_INTERRUPTED)
 
-    cmd = add("status", "list migrations; exit 1 if any is pending or edited")
+    cmd = add("status", "list migrations; exit 1 if any is pending, edited or incomplete")
     cmd.set_defaults(command=_status)
 
     cmd = add("new-migration", "create the next numbered migration pair", touches_database=False)
