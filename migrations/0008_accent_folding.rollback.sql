@@ -7,8 +7,8 @@
 -- Each statement is a transaction of its own, so these are session settings
 -- (customer_dal resets them when the migration ends). A statement that waits
 -- longer than this for a lock gives up, and customer_dal tries it again a few
--- times, rather than queue every query on customers behind it.
-SET lock_timeout = '5s';
+-- times, rather than queue every query on customers behind it for long.
+SET lock_timeout = '500ms';
 
 SET statement_timeout = '1h';
 

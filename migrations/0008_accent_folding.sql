@@ -15,8 +15,8 @@
 -- Each statement is a transaction of its own, so these are session settings
 -- (customer_dal resets them when the migration ends). A statement that waits
 -- longer than this for a lock gives up, and customer_dal tries it again a few
--- times, rather than queue every query on customers behind it.
-SET lock_timeout = '5s';
+-- times, rather than queue every query on customers behind it for long.
+SET lock_timeout = '500ms';
 
 SET statement_timeout = '1h';
 
@@ -154,6 +154,11 @@ SELECT set_config('search_path', format('%s, %I', current_setting('search_path')
 FROM pg_extension AS e JOIN pg_namespace AS n ON n.oid = e.extnamespace
 WHERE e.extname = 'pg_trgm';
 
+-- A concurrent build's lock (SHARE UPDATE EXCLUSIVE) queues no reader or
+-- writer; what it waits for is older transactions to end. Waiting costs
+-- nobody, and giving up would throw the build away: wait longer.
+SET lock_timeout = '5min';
+
 CREATE INDEX CONCURRENTLY IF NOT EXISTS customers_search_folded_trgm_idx
     ON customers USING gin (search_folded gin_trgm_ops);
 
@@ -165,4 +170,6 @@ COMMENT ON INDEX customers_folded_order_idx IS 'Lists and search results in fold
 
 -- The planner needs the new columns' statistics to choose between the walk
 -- and the trigram index.
+SET lock_timeout = '500ms';
+
 ANALYZE customers;

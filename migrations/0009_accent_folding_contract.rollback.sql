@@ -8,8 +8,8 @@
 -- Each statement is a transaction of its own, so these are session settings
 -- (customer_dal resets them when the migration ends). A statement that waits
 -- longer than this for a lock gives up, and customer_dal tries it again a few
--- times, rather than queue every query on customers behind it.
-SET lock_timeout = '5s';
+-- times, rather than queue every query on customers behind it for long.
+SET lock_timeout = '500ms';
 
 SET statement_timeout = '1h';
 
@@ -22,6 +22,10 @@ SELECT set_config('search_path', format('%s, %I', current_setting('search_path')
 FROM pg_extension AS e JOIN pg_namespace AS n ON n.oid = e.extnamespace
 WHERE e.extname = 'pg_trgm';
 
+-- A concurrent build queues no reader or writer; it waits for older
+-- transactions to end, and giving up would throw the build away: wait longer.
+SET lock_timeout = '5min';
+
 CREATE INDEX CONCURRENTLY IF NOT EXISTS customers_search_order_idx
     ON customers (name_key, id) INCLUDE (is_active, search_text);
 
@@ -30,6 +34,8 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS customers_search_text_trgm_idx
 
 COMMENT ON INDEX customers_search_text_trgm_idx IS 'Trigram index on search_text: substring search over name, e-mail and phone digits.';
 COMMENT ON INDEX customers_search_order_idx IS 'Lists and search results in name order (name_key, id); carries is_active and search_text so search can filter from the index alone.';
+
+SET lock_timeout = '500ms';
 
 CREATE OR REPLACE FUNCTION customers_touch_updated_at() RETURNS trigger
 LANGUAGE plpgsql AS $$
