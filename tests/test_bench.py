@@ -21,8 +21,15 @@ def test_bench_prints_every_figure_against_its_baseline(
         "## Growth: pooled p50 at 400 vs 40 rows",
         "## Repository calls",
         "## Import of a 400-row CSV vs raw COPY",
+        "## Live migration at 400 rows: 0008_accent_folding, 0009_accent_folding_contract",
         "## Server settings",
     ):
         assert heading in out
-    for row in ("| common 3-letter fragment |", "| **pooled** |", "| create |", "| work_mem |"):
+    for row in (
+        "| common 3-letter fragment |",
+        "| **pooled** |",
+        "| create |",
+        "| writes |",
+        "| work_mem |",
+    ):
         assert row in out
