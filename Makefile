@@ -48,8 +48,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-migrate: $(STAMP) ## apply pending migrations (DATABASE_URL, else the embedded server)
-	@$(CLI) migrate
+migrate: $(STAMP) ## apply pending migrations (DATABASE_URL, else the embedded server); PLAN=1 only shows them
+	@$(CLI) migrate $(if $(PLAN),--plan)
 
 rollback: $(STAMP) ## roll back the newest migration (STEPS=n for more)
 	@$(CLI) rollback --steps $(STEPS)

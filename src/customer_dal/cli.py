@@ -165,6 +165,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_migration_commands(add: Add) -> None:
     cmd = add("migrate", "apply pending migrations")
+    cmd.add_argument(
+        "--plan",
+        action="store_true",
+        help="print each pending migration's SQL, whether it is transactional and the locks "
+        "its statements take; change nothing",
+    )
     cmd.set_defaults(command=_migrate, interrupted=_MIGRATION_INTERRUPTED)
 
     cmd = add("rollback", "roll back the newest migration(s)")
@@ -268,11 +274,34 @@ def _database(args: argparse.Namespace) -> str:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    if args.plan:
+        return _plan(args)
     applied = migrations.migrate(_database(args))
     for migration_id in applied:
         print(f"applied {migration_id}")
     if not applied:
         print("nothing to apply: the schema is up to date")
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    """Print what migrate would do: each pending migration's statements and their locks."""
+    planned = migrations.migration_plan(_database(args))
+    for migration in planned:
+        how = (
+            "transactional: its statements run in one transaction and hold their locks "
+            "until it commits"
+            if migration.transactional
+            else "not transactional: each statement commits on its own, under lock_timeout, "
+            "retried a few times"
+        )
+        print(f"-- migration {migration.id} ({how})\n")
+        for number, statement in enumerate(migration.statements, start=1):
+            locks = "; ".join(statement.locks) or "none on any table"
+            print(f"-- statement {number} of {len(migration.statements)}, locks: {locks}")
+            print(f"{statement.sql}\n")
+    count = len(planned)
+    print(f"-- {count} migration{'' if count == 1 else 's'} pending; nothing was changed")
     return 0
 
 

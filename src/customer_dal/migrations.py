@@ -85,9 +85,18 @@ from yoyo.migrations import read_sql_migration
 
 from .db import POOLER_ENV, connect, describe, error_summary, pooler_mode, resolve_dsn, yoyo_url
 from .errors import MigrationError, MigrationLockedError, translate
+from .locks import statement_locks
 from .resources import migrations_directory
 
-__all__ = ["MigrationState", "migrate", "migration_status", "rollback"]
+__all__ = [
+    "MigrationState",
+    "PlannedMigration",
+    "PlannedStatement",
+    "migrate",
+    "migration_plan",
+    "migration_status",
+    "rollback",
+]
 
 BOOKKEEPING_SCHEMA = "customer_dal_migrations"
 # Any constant works, as long as every customer_dal process uses the same one.
@@ -201,6 +210,51 @@ def migration_status(
         recorded = _recorded(connection)
         incomplete = _incomplete(connection)
     return _states(migrations, recorded, incomplete)
+
+
+@dataclass(frozen=True)
+class PlannedStatement:
+    """One statement of a pending migration, and the table locks it takes."""
+
+    sql: str
+    locks: list[str]
+
+
+@dataclass(frozen=True)
+class PlannedMigration:
+    """A migration :func:`migrate` would apply: its statements, and whether they run
+    in one transaction (their locks held until it commits) or each on its own."""
+
+    id: str
+    transactional: bool
+    statements: list[PlannedStatement]
+
+
+def migration_plan(
+    dsn: str | None = None, *, directory: Path | None = None, pooler: str | None = None
+) -> list[PlannedMigration]:
+    """What :func:`migrate` would apply, in order, changing nothing.
+
+    Reads as :func:`migration_status` does (plain SELECTs, no lock, no DDL) and
+    refuses, as :func:`migrate` does, a database with an edited or unknown
+    migration. An incomplete migration is listed: migrate runs it again. The
+    locks are read from each statement's text (:mod:`customer_dal.locks`).
+    """
+    migrations = _read(directory)
+    with connect(dsn, pooler=pooler) as connection:
+        recorded = _recorded(connection)
+        incomplete = _incomplete(connection)
+    _refuse_drift(migrations, recorded)
+    pending = [m for m in migrations if m.id in incomplete and m.id in recorded]
+    pending += [m for m in migrations if m.id not in recorded]
+    return [
+        PlannedMigration(
+            migration.id,
+            migration.use_transactions,
+            [PlannedStatement(s, statement_locks(s)) for s in statements(migration, "apply")],
+        )
+        for migration in pending
+    ]
 
 
 def _refuse_transaction_pooler(pooler: str | None) -> None:
