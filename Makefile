@@ -35,7 +35,7 @@ NONTX := $(NONTX_UP) $(NONTX_UP:.sql=.rollback.sql)
 TX := $(filter-out $(NONTX) $(FROZEN_FILES),$(wildcard migrations/*.sql))
 
 .DEFAULT_GOAL := help
-.PHONY: help migrate rollback status new-migration test lint format bench psql db-stop clean
+.PHONY: help migrate rollback status schema new-migration test lint format bench psql db-stop clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,6 +56,9 @@ rollback: $(STAMP) ## roll back the newest migration (STEPS=n for more)
 
 status: $(STAMP) ## list applied and pending migrations; fails if any is pending, edited or incomplete
 	@$(CLI) status
+
+schema: $(STAMP) ## regenerate sql/schema.sql: the schema pg_dump prints after every migration
+	@$(CLI) schema --output sql/schema.sql
 
 new-migration: $(STAMP) ## create the next numbered migration pair: NAME=add_something
 	@test -n "$(NAME)" || { echo "usage: make new-migration NAME=lower_snake_case"; exit 2; }

@@ -49,6 +49,7 @@ from .db import configured_dsn, connect, describe_target, split_password
 from .errors import DataAccessError, translate
 from .models import CustomerSearch
 from .progress import Progress
+from .schema_dump import dump_schema
 from .seed import fake_customers
 
 __all__ = ["main"]
@@ -180,6 +181,10 @@ def _add_migration_commands(add: Add) -> None:
     cmd = add("status", "list migrations; exit 1 if any is pending, edited or incomplete")
     cmd.set_defaults(command=_status)
 
+    cmd = add("schema", "print the schema pg_dump shows after every migration (sql/schema.sql)")
+    cmd.add_argument("--output", type=Path, help="write it to this file instead")
+    cmd.set_defaults(command=_schema)
+
     cmd = add("new-migration", "create the next numbered migration pair", touches_database=False)
     cmd.add_argument("name", help="lower_snake_case description, e.g. add_customer_tags")
     cmd.add_argument("--directory", type=Path, default=Path("migrations"))
@@ -302,6 +307,17 @@ def _plan(args: argparse.Namespace) -> int:
             print(f"{statement.sql}\n")
     count = len(planned)
     print(f"-- {count} migration{'' if count == 1 else 's'} pending; nothing was changed")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    """The schema after every migration, dumped from a scratch database on the server."""
+    dumped = dump_schema(_database(args))
+    if args.output is None:
+        print(dumped, end="")
+    else:
+        args.output.write_text(dumped, encoding="utf-8")
+        print(f"wrote {args.output}")
     return 0
 
 
