@@ -126,9 +126,11 @@ $$;
 
 COMMENT ON FUNCTION customers_touch_updated_at() IS 'Moves customers.updated_at forward on every UPDATE: to now(), or 1 microsecond past its old value when now() is not later. A version stamp: it never repeats and never goes back. An UPDATE that only fills in search_folded (the backfill of 0008) leaves it.';
 
--- The backfill: 5,000 customers per transaction in id order, each batch
--- committed at once, so no row lock is held for long and writers interleave.
--- Only rows not folded yet are written: a re-run skips what is done.
+-- The backfill: 1,000 customers per transaction in id order, each batch
+-- committed at once, so a writer changing a customer in the batch waits for
+-- one short transaction at most (a tenth of a second or so), never for the
+-- whole backfill. Only rows not folded yet are written: a re-run skips what
+-- is done.
 DO $$
 DECLARE
     low bigint := (SELECT min(id) FROM customers);
@@ -138,10 +140,10 @@ BEGIN
         UPDATE customers
         SET name_folded = customer_dal_fold_text(name),
             search_folded = customer_dal_search_text(name, email, phone, phone_secondary)
-        WHERE id >= low AND id < low + 5000
+        WHERE id >= low AND id < low + 1000
           AND search_folded IS NULL;
         COMMIT;
-        low := low + 5000;
+        low := low + 1000;
     END LOOP;
 END
 $$;

@@ -221,6 +221,10 @@ def _query_mix(conn: psycopg.Connection[Any], rows: int) -> dict[str, list[str]]
     return {
         "common 3-letter fragment": ["son", "ill", "ari", "ohn", "ert"],
         "common first name": ["maria", "james", "john", "linda", "wei"],
+        # Inside first names late in name order (Patricia, Richard, Robert, Susan,
+        # Thomas): many matches, few of them among the first names in order.
+        "fragment in a common first name": ["atric", "ichar", "obert", "usa", "homa"],
+        "accented query": ["muller", "MÜLLER", "jose", "chloe", "zoe", "alvarez"],
         "rare surname": rare or ["nobody"],
         "full name": [name.lower() for name in names[:10]],
         "exact phone, other format": [other_format(d) for d in digits[:10]],

@@ -21,9 +21,9 @@ This module closes the gaps yoyo leaves open for a deploy tool:
   dropped before the build is tried again. The run is marked *incomplete* before
   its first statement and the mark is cleared with the bookkeeping in one
   transaction after its last: a run that stops half-way (a failing statement, a
-  killed session) shows as ``incomplete`` in :func:`migration_status`, and
-  migrate (for an interrupted apply) or rollback (for either) runs it again from
-  the top to completion.
+  killed session) shows as ``incomplete`` in :func:`migration_status`; migrate
+  runs it again from the top to completion (an interrupted rollback too: it is
+  applied again), or rollback undoes what it did.
 * **A lock that dies with its holder.** Runs are serialised by a PostgreSQL
   advisory lock, not by yoyo's lock-table row that a crashed run leaves behind.
 * **Edited migrations are refused.** yoyo hashes a migration's id, not its
