@@ -12,19 +12,24 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from customer_dal import (
     MigrationError,
     MigrationState,
+    PermissionDeniedError,
     migrate,
     migration_status,
     rollback,
 )
 from customer_dal import migrations as migrations_module
+from customer_dal.migrations import BOOKKEEPING_SCHEMA
 from customer_dal.resources import migrations_directory
 
 from .catalog import catalog_snapshot
 from .shipped import LATEST, NEXT, states
+from .test_status import _make_role
 
 LIVE = f"{NEXT}_live"
 
@@ -268,3 +273,20 @@ def test_a_rollback_file_must_be_as_repeatable_as_its_migration(migrated: str, o
     (own / f"{LIVE}.rollback.sql").write_text("DROP INDEX live_a_key;\n")
     with pytest.raises(MigrationError, match=rf"{LIVE}\.rollback\.sql .*DROP INDEX CONCURRENTLY"):
         migrate(migrated, directory=own)
+
+
+def test_a_role_that_cannot_read_the_incomplete_marks_gets_one_clear_error(
+    migrated: str,
+) -> None:
+    """A reader granted the bookkeeping tables one by one, before migration_incomplete
+    existed (sql/roles.sql's default privileges cover it; a hand-made role may not)."""
+    for reader in _make_role(migrated, can_read_bookkeeping=True):
+        with psycopg.connect(migrated, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("REVOKE SELECT ON {}.migration_incomplete FROM {}").format(
+                    sql.Identifier(BOOKKEEPING_SCHEMA),
+                    sql.Identifier(conninfo_to_dict(reader)["user"]),
+                )
+            )
+        with pytest.raises(PermissionDeniedError, match="migration_incomplete"):
+            migration_status(reader)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from customer_dal import cli
 from customer_dal.resources import sql_directory
@@ -55,3 +57,10 @@ def test_cli_schema_prints_it_or_writes_it(
     assert cli.main(["--dsn", server_dsn, "schema", "--output", str(target)]) == 0
     assert capsys.readouterr().out == f"wrote {target}\n"
     assert target.read_text(encoding="utf-8") == dumped
+
+
+def test_a_password_in_the_dsn_reaches_pg_dump_through_the_environment(server_dsn: str) -> None:
+    """The server's own password, or any one for a server that trusts local connections."""
+    password = conninfo_to_dict(server_dsn).get("password") or secrets.token_hex(8)
+    with_password = make_conninfo(server_dsn, password=password)
+    assert comparable(dump_schema(with_password)) == comparable(STORED.read_text(encoding="utf-8"))

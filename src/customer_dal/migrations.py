@@ -653,11 +653,19 @@ def _run_outside_transaction(
             f"are done and {migration.id} is incomplete: fix the cause and run {again} again"
         ) from exc
     finally:
-        if not connection.closed:
-            connection.execute("RESET ALL")
-            backend.init_connection(connection)
+        _reset_session(backend)
     with backend.transaction():
         _book(backend, migration, direction, recorded=recorded)
+
+
+def _reset_session(backend: _Backend) -> None:
+    """Undo the session settings a non-transactional migration made or changed; a
+    session the migration lost (a terminated backend) has none left to undo."""
+    connection = backend.connection
+    if connection.closed:
+        return
+    connection.execute("RESET ALL")
+    backend.init_connection(connection)
 
 
 # CREATE INDEX CONCURRENTLY IF NOT EXISTS <name>: the index a retry must check.
@@ -669,7 +677,8 @@ _CONCURRENT_INDEX = re.compile(
 def _execute_retrying(connection: psycopg.Connection[Any], statement: str) -> None:
     """Run one statement in its own transaction; when it gave up waiting for a lock,
     pause and try again, up to :data:`STATEMENT_ATTEMPTS` times."""
-    for attempt in range(1, STATEMENT_ATTEMPTS + 1):
+    attempt = 1
+    while True:
         _drop_invalid_index(connection, statement)
         try:
             connection.execute(statement)
@@ -677,8 +686,9 @@ def _execute_retrying(connection: psycopg.Connection[Any], statement: str) -> No
         except pg_errors.LockNotAvailable:
             if attempt == STATEMENT_ATTEMPTS:
                 raise
-            _log.info("%s: lock not granted, attempt %d", _first_line(statement), attempt)
-            time.sleep(LOCK_RETRY_PAUSE * attempt)
+        _log.info("%s: lock not granted, attempt %d", _first_line(statement), attempt)
+        time.sleep(LOCK_RETRY_PAUSE * attempt)
+        attempt += 1
 
 
 def _drop_invalid_index(connection: psycopg.Connection[Any], statement: str) -> None:
