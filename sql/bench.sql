@@ -50,9 +50,14 @@ OFFSET 0 LIMIT 20;
 
 -- name: raw_copy_table
 -- A second customers table with the same columns, constraints and indexes, for
--- the raw COPY that import is compared with.
+-- the raw COPY that import is compared with; and the same trigger folding
+-- names for search (LIKE copies no triggers).
 CREATE SCHEMA raw_copy;
 CREATE TABLE raw_copy.customers (LIKE public.customers INCLUDING ALL);
+CREATE TRIGGER customers_fold
+    BEFORE INSERT OR UPDATE OF name, email, phone, phone_secondary ON raw_copy.customers
+    FOR EACH ROW
+    EXECUTE FUNCTION public.customers_fold();
 
 
 -- name: raw_copy

@@ -16,17 +16,22 @@
 -- %(prefix)s is '<query>%'; %(pattern)s is '%<query>%' (or '<query>%' for a
 -- query of 1-2 characters, which matches prefixes only); %(digit_pattern)s is
 -- '%<digits>%' when the query looks like a phone (else NULL). %(filter)s and
--- %(digit_pattern)s matched against search_text are a cheap necessary
+-- %(digit_pattern)s matched against search_folded are a cheap necessary
 -- condition that the trigram index can answer. The exact test on name, email
 -- and the digit columns follows when %(check_fields)s: a query with a letter
--- in it can only match the name or e-mail part of search_text, where the
+-- in it can only match the name or e-mail part of search_folded, where the
 -- two tests agree (ILIKE compares lower-cased text), so it skips the test.
 --
--- Case is folded by the collation customer_dal_fold (migration 0006), as in
--- the generated columns, never by the database's LC_CTYPE: a database created
--- with LC_CTYPE 'C' folds only ASCII with a plain lower() or ILIKE. The
--- folded query is then compared in its column's own collation ("C" for
--- name_key, the default for search_text), or the indexes could not serve it.
+-- Text is compared folded (migration 0008): customer_dal_fold_text() lowers
+-- case in every alphabet, by the collation customer_dal_fold and never by the
+-- database's LC_CTYPE, and removes accents (unaccent), so "muller" finds
+-- "Müller" and "Müller" finds "Muller". The query is folded by the same
+-- function as the columns name_folded and search_folded; it is IMMUTABLE, so
+-- the planner folds the query's patterns once, while planning, and can read
+-- a name prefix as a range of an index. Both columns are in the C collation,
+-- and the folded query is compared in it, or the indexes could not serve it.
+-- The queries need 0008 only; 0009 (which contracts the old columns' indexes
+-- away) changes none of them.
 
 
 
@@ -118,89 +123,91 @@ FROM customers AS c
 LEFT JOIN users AS u ON u.id = c.created_by_id
 WHERE (c.is_active OR %(include_inactive)s)
   AND (c.phone_digits = %(exact)s OR c.phone_secondary_digits = %(exact)s)
-ORDER BY c.name_key, c.id
+ORDER BY c.name_folded, c.id
 LIMIT %(limit)s;
 
 
 -- name: search_prefix
--- Tier 1: names starting with the query (a range of customers_search_order_idx,
--- read in order, so a common prefix costs no more than a rare one).
+-- Tier 1: folded names starting with the folded query (a range of
+-- customers_folded_order_idx, read in order, so a common prefix costs no more
+-- than a rare one).
 SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
        c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
 FROM customers AS c
 LEFT JOIN users AS u ON u.id = c.created_by_id
 WHERE (c.is_active OR %(include_inactive)s)
-  AND c.name_key LIKE lower(%(prefix)s COLLATE customer_dal_fold) COLLATE "C"
+  AND c.name_folded LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
   AND (c.phone_digits = %(exact)s OR c.phone_secondary_digits = %(exact)s) IS NOT TRUE
-ORDER BY c.name_key, c.id
+ORDER BY c.name_folded, c.id
 LIMIT %(limit)s;
 
 
 -- name: search_rest_walk
 -- Tier 2 when matches are dense: read the first %(budget)s customers in order
--- from customers_search_order_idx alone, keep those whose search_text passes,
+-- from customers_folded_order_idx alone, keep those whose search_folded passes,
 -- and test only those against the table. When it finds fewer than %(limit)s
 -- the repository asks search_rest_bitmap instead.
 SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
        c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
 FROM (
-    SELECT id, name_key, search_text
+    SELECT id, name_folded, search_folded
     FROM customers
     WHERE is_active OR %(include_inactive)s
-    ORDER BY name_key, id
+    ORDER BY name_folded, id
     LIMIT %(budget)s
 ) AS walked
 JOIN customers AS c ON c.id = walked.id
 LEFT JOIN users AS u ON u.id = c.created_by_id
-WHERE (walked.search_text LIKE lower(%(filter)s COLLATE customer_dal_fold) COLLATE "default"
-       OR walked.search_text LIKE %(digit_pattern)s)
-  AND walked.name_key NOT LIKE lower(%(prefix)s COLLATE customer_dal_fold) COLLATE "C"
+WHERE (walked.search_folded LIKE customer_dal_fold_text(%(filter)s) COLLATE "C"
+       OR walked.search_folded LIKE %(digit_pattern)s)
+  AND walked.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
   AND (NOT %(check_fields)s
-       OR c.name COLLATE customer_dal_fold ILIKE %(pattern)s
-       OR c.email COLLATE customer_dal_fold ILIKE %(pattern)s
+       OR customer_dal_fold_text(c.name) LIKE customer_dal_fold_text(%(pattern)s)
+       OR customer_dal_fold_text(c.email) LIKE customer_dal_fold_text(%(pattern)s)
        OR c.phone_digits LIKE %(digit_pattern)s
        OR c.phone_secondary_digits LIKE %(digit_pattern)s)
   AND (c.phone_digits = %(exact)s OR c.phone_secondary_digits = %(exact)s) IS NOT TRUE
-ORDER BY walked.name_key, walked.id
+ORDER BY walked.name_folded, walked.id
 LIMIT %(limit)s;
 
 
 -- name: search_rest_bitmap
 -- Tier 2 when matches are sparse: collect them from the trigram index on
--- search_text, test them and keep the first few in order, carrying only the
+-- search_folded, test them and keep the first few in order, carrying only the
 -- sort key (sorting whole rows costs more than finding them); then read those
 -- few customers in full.
 SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
        c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
 FROM (
-    SELECT m.id, m.name_key
+    SELECT m.id, m.name_folded
     FROM customers AS m
     WHERE (m.is_active OR %(include_inactive)s)
-      AND (m.search_text LIKE lower(%(filter)s COLLATE customer_dal_fold) COLLATE "default"
-           OR m.search_text LIKE %(digit_pattern)s)
-      AND m.name_key NOT LIKE lower(%(prefix)s COLLATE customer_dal_fold) COLLATE "C"
+      AND (m.search_folded LIKE customer_dal_fold_text(%(filter)s) COLLATE "C"
+           OR m.search_folded LIKE %(digit_pattern)s)
+      AND m.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
       AND (NOT %(check_fields)s
-           OR m.name COLLATE customer_dal_fold ILIKE %(pattern)s
-           OR m.email COLLATE customer_dal_fold ILIKE %(pattern)s
+           OR customer_dal_fold_text(m.name) LIKE customer_dal_fold_text(%(pattern)s)
+           OR customer_dal_fold_text(m.email) LIKE customer_dal_fold_text(%(pattern)s)
            OR m.phone_digits LIKE %(digit_pattern)s
            OR m.phone_secondary_digits LIKE %(digit_pattern)s)
       AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
-    ORDER BY m.name_key, m.id
+    ORDER BY m.name_folded, m.id
     LIMIT %(limit)s
 ) AS first
 JOIN customers AS c ON c.id = first.id
 LEFT JOIN users AS u ON u.id = c.created_by_id
-ORDER BY first.name_key, first.id;
+ORDER BY first.name_folded, first.id;
 
 
 -- name: list_page
--- One page of customers by name ignoring case, then id (customers_search_order_idx).
+-- One page of customers by name ignoring case and accents, then id
+-- (customers_folded_order_idx).
 SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
        c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
 FROM customers AS c
 LEFT JOIN users AS u ON u.id = c.created_by_id
 WHERE c.is_active OR %(include_inactive)s
-ORDER BY c.name_key, c.id
+ORDER BY c.name_folded, c.id
 LIMIT %(limit)s OFFSET %(offset)s;
 
 

@@ -36,6 +36,7 @@ def test_bench_prints_every_figure_against_its_baseline(
         "## Growth: pooled p50 at 400 vs 40 rows",
         "## Repository calls",
         "## Import of a 400-row CSV vs raw COPY",
+        "## Live migration at 400 rows: 0008_accent_folding, 0009_accent_folding_contract",
         "## Server settings",
         POOLER_HEADING,  # its figures, or the line saying why they were skipped
         "## Async API: 64 tasks over an async pool of 8",
@@ -45,6 +46,7 @@ def test_bench_prints_every_figure_against_its_baseline(
         "| common 3-letter fragment |",
         "| **pooled** |",
         "| create |",
+        "| writes |",
         "| work_mem |",
         "| raw psycopg async |",
     ):

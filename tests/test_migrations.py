@@ -251,13 +251,18 @@ def test_a_migration_without_rollback_file_is_refused(empty_dsn: str, own_migrat
     assert _tables(empty_dsn) == set()
 
 
-def test_a_non_transactional_migration_is_refused(empty_dsn: str, own_migrations: Path) -> None:
+def test_a_non_transactional_migration_that_could_not_run_again_is_refused(
+    empty_dsn: str, own_migrations: Path
+) -> None:
     (own_migrations / f"{NEXT}_loose.sql").write_text(
-        "-- transactional: false\nCREATE TABLE loose (id int);\n"
+        "-- transactional: false\nCREATE INDEX loose ON customers (email);\n"
     )
-    (own_migrations / f"{NEXT}_loose.rollback.sql").write_text("DROP TABLE loose;\n")
-    with pytest.raises(MigrationError, match="must be transactional"):
+    (own_migrations / f"{NEXT}_loose.rollback.sql").write_text(
+        "DROP INDEX CONCURRENTLY IF EXISTS loose;\n"
+    )
+    with pytest.raises(MigrationError, match="CREATE INDEX CONCURRENTLY IF NOT EXISTS"):
         migrate(empty_dsn, directory=own_migrations)
+    assert _tables(empty_dsn) == set()
 
 
 def test_an_unresolvable_dependency_is_a_clear_error(empty_dsn: str, own_migrations: Path) -> None:

@@ -182,9 +182,9 @@ def _plan_indexes(conn: psycopg.Connection[Any], query: str, params: list[Any]) 
             "4440001233",
             "customers_phone_secondary_digits_idx",
         ),
-        ("search_text LIKE %s", "%3f2a9%", "customers_search_text_trgm_idx"),
-        ("search_text LIKE %s", "%c1234@%", "customers_search_text_trgm_idx"),
-        ("search_text LIKE %s", "%0012345%", "customers_search_text_trgm_idx"),
+        ("search_folded LIKE %s", "%3f2a9%", "customers_search_folded_trgm_idx"),
+        ("search_folded LIKE %s", "%c1234@%", "customers_search_folded_trgm_idx"),
+        ("search_folded LIKE %s", "%0012345%", "customers_search_folded_trgm_idx"),
         ("created_by_id = %s", 1, "customers_created_by_id_idx"),
     ],
 )
@@ -198,10 +198,10 @@ def test_the_planner_uses_the_index_made_for_each_lookup(
 
 @pytest.mark.slow
 def test_listing_by_name_walks_the_name_index(many_customers: psycopg.Connection[Any]) -> None:
-    query = "SELECT id FROM customers ORDER BY name_key, id LIMIT 20"
-    assert "customers_search_order_idx" in _plan_indexes(many_customers, query, [])
-    prefix = "SELECT id FROM customers WHERE name_key LIKE %s ORDER BY name_key, id LIMIT 20"
-    assert "customers_search_order_idx" in _plan_indexes(many_customers, prefix, ["customer 3f%"])
+    query = "SELECT id FROM customers ORDER BY name_folded, id LIMIT 20"
+    assert "customers_folded_order_idx" in _plan_indexes(many_customers, query, [])
+    prefix = "SELECT id FROM customers WHERE name_folded LIKE %s ORDER BY name_folded, id LIMIT 20"
+    assert "customers_folded_order_idx" in _plan_indexes(many_customers, prefix, ["customer 3f%"])
 
 
 def test_every_index_constraint_trigger_function_and_schema_is_documented(
@@ -245,6 +245,9 @@ def test_public_holds_only_the_projects_functions(conn: psycopg.Connection[Any])
         "SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace ORDER BY 1"
     ).fetchall()
     assert [name for (name,) in functions] == [
+        "customer_dal_fold_text",
+        "customer_dal_search_text",
+        "customers_fold",
         "customers_touch_updated_at",
         "text_is_clean_block",
         "text_is_clean_line",

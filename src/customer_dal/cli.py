@@ -59,6 +59,7 @@ from .db import (
 from .errors import DataAccessError, DatabaseUnavailableError, translate
 from .models import CustomerSearch
 from .progress import Progress
+from .schema_dump import dump_schema
 from .seed import fake_customers
 
 __all__ = ["main"]
@@ -175,14 +176,24 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_migration_commands(add: Add) -> None:
     cmd = add("migrate", "apply pending migrations")
+    cmd.add_argument(
+        "--plan",
+        action="store_true",
+        help="print each pending migration's SQL, whether it is transactional and the locks "
+        "its statements take; change nothing",
+    )
     cmd.set_defaults(command=_migrate, interrupted=_MIGRATION_INTERRUPTED)
 
     cmd = add("rollback", "roll back the newest migration(s)")
     cmd.add_argument("--steps", type=_positive_int, default=1, help="how many (default 1)")
     cmd.set_defaults(command=_rollback, interrupted=_MIGRATION_INTERRUPTED)
 
-    cmd = add("status", "list migrations; exit 1 if any is pending or edited")
+    cmd = add("status", "list migrations; exit 1 if any is pending, edited or incomplete")
     cmd.set_defaults(command=_status)
+
+    cmd = add("schema", "print the schema pg_dump shows after every migration (sql/schema.sql)")
+    cmd.add_argument("--output", type=Path, help="write it to this file instead")
+    cmd.set_defaults(command=_schema)
 
     cmd = add("new-migration", "create the next numbered migration pair", touches_database=False)
     cmd.add_argument("name", help="lower_snake_case description, e.g. add_customer_tags")
@@ -292,11 +303,45 @@ def _connect_for_reads(args: argparse.Namespace) -> psycopg.Connection[Any]:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    if args.plan:
+        return _plan(args)
     applied = migrations.migrate(_database(args))
     for migration_id in applied:
         print(f"applied {migration_id}")
     if not applied:
         print("nothing to apply: the schema is up to date")
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    """Print what migrate would do: each pending migration's statements and their locks."""
+    planned = migrations.migration_plan(_database(args))
+    for migration in planned:
+        how = (
+            "transactional: its statements run in one transaction and hold their locks "
+            "until it commits"
+            if migration.transactional
+            else "not transactional: each statement commits on its own, under lock_timeout, "
+            "retried a few times"
+        )
+        print(f"-- migration {migration.id} ({how})\n")
+        for number, statement in enumerate(migration.statements, start=1):
+            locks = "; ".join(statement.locks) or "none on any table"
+            print(f"-- statement {number} of {len(migration.statements)}, locks: {locks}")
+            print(f"{statement.sql}\n")
+    count = len(planned)
+    print(f"-- {count} migration{'' if count == 1 else 's'} pending; nothing was changed")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    """The schema after every migration, dumped from a scratch database on the server."""
+    dumped = dump_schema(_database(args))
+    if args.output is None:
+        print(dumped, end="")
+    else:
+        args.output.write_text(dumped, encoding="utf-8")
+        print(f"wrote {args.output}")
     return 0
 
 

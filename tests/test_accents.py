@@ -1,0 +1,255 @@
+"""Accent folding (migrations 0008 expand, 0009 contract): the migration on a table with
+customers, writes during and after it, and search that forgives accents and case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from customer_dal import (
+    CustomerRepository,
+    MigrationState,
+    SchemaNotReadyError,
+    migrate,
+    migration_status,
+)
+from customer_dal.bench import live_migration, migrations_before
+
+from .shipped import SHIPPED, checkout_up_to
+
+EXPAND = "0008_accent_folding"
+CONTRACT = "0009_accent_folding_contract"
+
+
+@pytest.fixture
+def before_folding(empty_dsn: str, tmp_path: Path) -> str:
+    """A database at the migration before accent folding, with customers in it."""
+    previous = SHIPPED[SHIPPED.index(EXPAND) - 1]
+    migrate(empty_dsn, directory=checkout_up_to(tmp_path / "old", previous))
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        conn.execute(
+            """
+            INSERT INTO customers (name, phone, email)
+            SELECT (ARRAY['Jürgen Müller', 'José Núñez', 'Zoë Đặng', 'Ann Lee'])[i % 4 + 1]
+                   || ' ' || i, '555-' || lpad(i::text, 7, '0'), 'c' || i || '@Exämple.com'
+            FROM generate_series(1, 12000) AS i
+            """
+        )
+    return empty_dsn
+
+
+def test_the_expand_step_backfills_every_row_without_moving_its_version(
+    before_folding: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(before_folding) as conn:
+        versions = conn.execute("SELECT id, updated_at FROM customers ORDER BY id").fetchall()
+    migrate(before_folding, directory=checkout_up_to(tmp_path / "expand", EXPAND))
+    with psycopg.connect(before_folding) as conn:
+        assert conn.execute("SELECT id, updated_at FROM customers ORDER BY id").fetchall() == (
+            versions
+        )
+        [(unfolded,)] = conn.execute(
+            "SELECT count(*) FROM customers WHERE name_folded IS DISTINCT FROM "
+            "customer_dal_fold_text(name) OR search_folded IS DISTINCT FROM "
+            "customer_dal_search_text(name, email, phone, phone_secondary)"
+        ).fetchall()
+        assert unfolded == 0
+        [(example,)] = conn.execute("SELECT search_folded FROM customers WHERE id = 2").fetchall()
+        assert example == "zoe dang 2\x1fc2@example.com\x1f5550000002\x1f"
+
+
+def test_writes_keep_the_folded_columns_and_the_version_moves_as_before(
+    before_folding: str, tmp_path: Path
+) -> None:
+    migrate(before_folding, directory=checkout_up_to(tmp_path / "expand", EXPAND))
+    with psycopg.connect(before_folding, autocommit=True) as conn:
+        repo = CustomerRepository(conn)
+        created = repo.create({"name": "Ærø Ståle", "phone": "555-999-0000"})
+        updated = repo.update(created.id, {"name": "Øre Straße"})
+        assert updated is not None
+        assert updated.updated_at > created.updated_at
+        touched = repo.update(created.id, {"notes": "only a note"})
+        assert touched is not None
+        assert touched.updated_at > updated.updated_at
+        [(name_folded, search_folded)] = conn.execute(
+            "SELECT name_folded, search_folded FROM customers WHERE id = %s", [created.id]
+        ).fetchall()
+    assert name_folded == "ore strasse"
+    assert search_folded.startswith("ore strasse\x1f")
+
+
+def test_a_database_with_the_expand_step_only_serves_every_call(
+    before_folding: str, tmp_path: Path
+) -> None:
+    """A rolling deploy: this package's queries run before 0009 is applied, and after."""
+    with (
+        psycopg.connect(before_folding, autocommit=True) as conn,
+        pytest.raises(SchemaNotReadyError),
+    ):
+        CustomerRepository(conn).search("muller")
+    migrate(before_folding, directory=checkout_up_to(tmp_path / "expand", EXPAND))
+    assert migration_status(before_folding)[-1] == MigrationState(CONTRACT, "pending")
+    for step in ("expand only", "contracted"):
+        with psycopg.connect(before_folding, autocommit=True) as conn:
+            repo = CustomerRepository(conn)
+            found = repo.search("MULLER", limit=3)
+            expected = ["Jürgen Müller 100", "Jürgen Müller 1000", "Jürgen Müller 10000"]
+            assert [c.name for c in found] == expected, step
+            assert repo.list(per_page=1).customers[0].name.startswith("Ann Lee"), step
+            assert repo.get_by_phone("555 000 0004") is not None, step
+        migrate(before_folding)
+
+
+# --- search ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def folk(customers: CustomerRepository) -> None:
+    names = [
+        "Jürgen Müller",
+        "Hans Muller",
+        "José Álvarez",
+        "Zoë Kravitz",
+        "Đặng Văn Minh",
+        "Lojas São Paulo",
+        "Straße Bistro",
+        "Æsir Trading",
+        "Ёлкин Пётр",
+        "Йошкин Кот",
+        "Άννα Παπαδοπούλου",
+        "Émile Zola",
+        "Emma Stone",
+        "Anne-Émilie Roy",
+        "Ørsted Łódź",
+    ]
+    for number, name in enumerate(names):
+        customers.create({"name": name, "phone": f"555-300-{number:04d}"})
+
+
+def _names(found: list[Any]) -> list[str]:
+    return [customer.name for customer in found]
+
+
+@pytest.mark.usefixtures("folk")
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("muller", ["Hans Muller", "Jürgen Müller"]),
+        ("MULLER", ["Hans Muller", "Jürgen Müller"]),
+        ("Müller", ["Hans Muller", "Jürgen Müller"]),
+        ("MÜLLER", ["Hans Muller", "Jürgen Müller"]),
+        ("jose", ["José Álvarez"]),
+        ("JOSÉ", ["José Álvarez"]),
+        ("alvarez", ["José Álvarez"]),
+        ("zoe", ["Zoë Kravitz"]),
+        ("dang", ["Đặng Văn Minh"]),
+        ("đặng", ["Đặng Văn Minh"]),
+        ("van minh", ["Đặng Văn Minh"]),
+        ("Sao Paulo", ["Lojas São Paulo"]),
+        ("são paulo", ["Lojas São Paulo"]),
+        ("strasse", ["Straße Bistro"]),
+        ("STRASSE", ["Straße Bistro"]),
+        ("straße", ["Straße Bistro"]),
+        ("aesir", ["Æsir Trading"]),
+        ("æsir", ["Æsir Trading"]),
+        ("orsted lodz", ["Ørsted Łódź"]),
+        ("елкин", ["Ёлкин Пётр"]),
+        ("петр", ["Ёлкин Пётр"]),
+        ("ЁЛКИН", ["Ёлкин Пётр"]),
+        ("αννα", ["Άννα Παπαδοπούλου"]),  # noqa: RUF001 - Greek on purpose
+        ("ΠΑΠΑΔΟΠΟΥΛΟΥ", ["Άννα Παπαδοπούλου"]),
+    ],
+)
+def test_accents_and_case_are_forgiven_in_every_alphabet(
+    customers: CustomerRepository, query: str, expected: list[str]
+) -> None:
+    assert _names(customers.search(query)) == expected
+
+
+@pytest.mark.usefixtures("folk")
+def test_a_letter_of_its_own_is_not_an_accent(customers: CustomerRepository) -> None:
+    """Cyrillic й is a letter, not и with a mark: unaccent keeps it, and so do we."""
+    assert _names(customers.search("йошкин")) == ["Йошкин Кот"]
+    assert customers.search("иошкин") == []
+
+
+@pytest.mark.usefixtures("folk")
+def test_a_folded_name_prefix_comes_first_then_the_rest_in_folded_name_order(
+    customers: CustomerRepository,
+) -> None:
+    assert _names(customers.search("emil")) == ["Émile Zola", "Anne-Émilie Roy"]
+    assert _names(customers.search("ÉMIL")) == ["Émile Zola", "Anne-Émilie Roy"]
+
+
+@pytest.mark.usefixtures("folk")
+def test_one_or_two_characters_still_match_folded_prefixes_only(
+    customers: CustomerRepository,
+) -> None:
+    assert _names(customers.search("é")) == ["Émile Zola", "Emma Stone"]
+    assert _names(customers.search("em")) == ["Émile Zola", "Emma Stone"]
+    assert _names(customers.search("ø")) == ["Ørsted Łódź"]
+
+
+@pytest.mark.usefixtures("folk")
+def test_the_list_orders_names_ignoring_accents(customers: CustomerRepository) -> None:
+    listed = _names(customers.list(per_page=100).customers)
+    assert listed.index("Émile Zola") < listed.index("Emma Stone") < listed.index("Hans Muller")
+    assert listed.index("Hans Muller") < listed.index("José Álvarez")
+    assert listed.index("José Álvarez") < listed.index("Jürgen Müller")
+
+
+def test_emails_are_folded_too(customers: CustomerRepository) -> None:
+    customers.create({"name": "Ann Lee", "phone": "555-300-9999", "email": "ann@café.example"})
+    assert _names(customers.search("cafe.example")) == ["Ann Lee"]
+
+
+# --- the live migration ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_live_migration_of_100000_customers_blocks_no_writer_or_reader(
+    empty_dsn: str, tmp_path: Path
+) -> None:
+    """4 writers and 4 readers through the library while 0008 and 0009 are applied:
+    no call fails, none waits a second, and every customer ends up folded."""
+    before = migrations_before(_fresh(tmp_path / "before"), "0008_accent_folding")
+    migrate(empty_dsn, directory=before)
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        conn.execute(
+            """
+            INSERT INTO customers (name, phone, email)
+            SELECT (ARRAY['Jürgen Müller', 'José Núñez', 'Zoë Đặng', 'Ann Lee'])[i % 4 + 1]
+                   || ' ' || i, '555-' || lpad(i::text, 7, '0'), 'c' || i || '@example.com'
+            FROM generate_series(1, 100000) AS i
+            """
+        )
+        conn.execute("VACUUM ANALYZE customers")
+        versions = dict(conn.execute("SELECT id, updated_at FROM customers").fetchall())
+
+    live = live_migration(empty_dsn)
+
+    assert live.applied == ["0008_accent_folding", "0009_accent_folding_contract"]
+    assert live.writes.samples
+    assert live.reads.samples
+    assert live.writes.worst < 1000, f"a write took {live.writes.worst:.0f} ms"
+    assert live.reads.worst < 1000, f"a read took {live.reads.worst:.0f} ms"
+    with psycopg.connect(empty_dsn) as conn:
+        [(unfolded,)] = conn.execute(
+            "SELECT count(*) FROM customers WHERE name_folded <> customer_dal_fold_text(name) "
+            "OR search_folded <> customer_dal_search_text(name, email, phone, phone_secondary)"
+        ).fetchall()
+        renamed = {
+            row[0] for row in conn.execute("SELECT id FROM customers WHERE name LIKE 'Renamed %'")
+        }
+        now = dict(conn.execute("SELECT id, updated_at FROM customers").fetchall())
+    assert unfolded == 0
+    # The backfill moved no customer's version; only the writers' renames did.
+    assert {i for i, version in versions.items() if now[i] != version} <= renamed
+
+
+def _fresh(directory: Path) -> Path:
+    directory.mkdir()
+    return directory
