@@ -80,7 +80,8 @@ _SHOWN_REFUSALS = 50
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _MIGRATION_INTERRUPTED = (
-    "interrupted: the migration in progress was rolled back, any before it stay applied; "
+    "interrupted: the migration in progress was rolled back (a non-transactional one is left "
+    "incomplete: migrate again to finish it), any before it stay applied; "
     "run customer-dal status to see where the database stands"
 )
 
