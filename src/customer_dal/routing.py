@@ -1,10 +1,10 @@
 # generated from src/customer_dal/routing_async.py by tools/async_to_sync.py; do not edit
 """Repositories over a pool: each call borrows a connection, from the server its kind needs.
 
-:class:`CustomerRepository` and :class:`UserRepository` work on one connection,
-which the caller owns (and can hold a transaction on). Their pooled twins here
-take a :func:`customer_dal.pool` instead, are safe to share between threads,
-and route each call:
+:class:`CustomerRepository` and :class:`UserRepository` work on one
+connection, which the caller owns (and can hold a transaction on). Their pooled
+twins here take a pool from :func:`customer_dal.pool` instead, are safe
+to share (between the threads or the tasks that use them), and route each call:
 
 * **read-only calls** (``get``, ``get_by_phone``, ``search``, ``list``,
   ``count_active``) go to the pool's hot standby when it has one, falling back
