@@ -385,6 +385,28 @@ def test_a_search_changes_no_setting_of_the_callers_transaction(
         assert changed == []
 
 
+@pytest.mark.parametrize("query", ["ann", "zz-no-match-zz"])
+def test_a_search_on_an_autocommit_connection_keeps_its_prepared_statements(
+    dsn: str, query: str, flavour: Flavour
+) -> None:
+    """Its SET LOCALs end with a commit: a rollback would make psycopg deallocate every
+    prepared statement of the connection, and the next get would be planned anew."""
+    with flavour.connect(dsn) as conn:
+        customers = flavour.customers(conn)
+        ann = customers.create({"name": "Ann Lee", "phone": "555-123-4567"})
+        for _ in range(6):  # psycopg prepares a statement on its fifth run
+            customers.get(ann.id)
+        prepared = "SELECT name FROM pg_prepared_statements ORDER BY name"
+        before = conn.execute(prepared).fetchall()
+        customers.search(query)
+        assert conn.execute(prepared).fetchall() == before != []
+        changed = conn.execute(
+            "SELECT name FROM pg_settings WHERE name = ANY(%s) AND setting <> reset_val",
+            [SEARCH_SETTINGS],
+        ).fetchall()
+        assert changed == []
+
+
 # ---- bad arguments: ValidationError before any SQL --------------------------
 
 BIG = 2**63

@@ -17,9 +17,11 @@ library's exception (:func:`customer_dal.errors.translate`):
   starts a transaction and only the caller commits it. The work joins that
   transaction inside a savepoint and never commits.
 
-Work that changes settings with ``SET LOCAL`` (search) asks for ``undo``: its
-transaction or savepoint is always rolled back, so the caller's session and
-transaction keep their own settings.
+Work that only reads but changes settings with ``SET LOCAL`` (search) asks for
+``undo``: its savepoint is always rolled back, so the caller's transaction
+keeps its own settings. On an idle autocommit connection its own transaction
+commits instead, which ends the ``SET LOCAL``s just the same and keeps
+psycopg's prepared statements (a rollback makes psycopg deallocate them all).
 
 **Cancelled work** (an async task cancelled mid-call, ``asyncio.wait_for`` or
 ``asyncio.timeout`` running out) never stays half-done: psycopg cancels the
@@ -81,7 +83,8 @@ def run_call(
 
     ``writes``: the work may change data (for the "outcome unknown" message of a
     lost connection). ``statements``: how many statements it runs, which must
-    share one transaction when more than one. ``undo``: always roll it back.
+    share one transaction when more than one. ``undo``: the work only reads, and its
+    ``SET LOCAL``s must end with the call (see the module docstring).
     """
     # pgconn's status is a plain int: cheaper than conn.info on a hot path.
     status = conn.pgconn.transaction_status
@@ -93,7 +96,11 @@ def run_call(
         if idle and autocommit:
             if statements == 1 and not undo:
                 return work()
-            with conn.transaction(force_rollback=undo):
+            # Its own transaction: committed even for undo, because COMMIT ends
+            # SET LOCALs as ROLLBACK does, and psycopg answers a rollback by
+            # deallocating every prepared statement (get, create, ...) of the
+            # connection. Undo work only reads.
+            with conn.transaction():
                 return work()
         if idle:
             return _joining_callers_transaction(conn, work, undo=undo)

@@ -150,8 +150,7 @@ class CustomerRepository:
                     break
             return found
 
-        # Read-only, so always rolled back: that also undoes the SET LOCALs, even
-        # inside a caller's transaction.
+        # undo: its SET LOCALs end with the call, even inside a caller's transaction.
         return run_call(self._conn, tiers, statements=2, undo=True)[search.offset : wanted]
 
     def _search_tier(self, tier: str, params: dict[str, Any]) -> list[Customer]:

@@ -149,8 +149,7 @@ class AsyncCustomerRepository:
                     break
             return found
 
-        # Read-only, so always rolled back: that also undoes the SET LOCALs, even
-        # inside a caller's transaction.
+        # undo: its SET LOCALs end with the call, even inside a caller's transaction.
         return (await run_call(self._conn, tiers, statements=2, undo=True))[search.offset : wanted]
 
     async def _search_tier(self, tier: str, params: dict[str, Any]) -> list[Customer]:
