@@ -70,17 +70,21 @@ async def async_pool(
     replica = configured_replica_dsn(replica_dsn)
     pool_options = {name: value for name, value in options.items() if name in POOL_OPTIONS}
     others = {name: value for name, value in options.items() if name not in POOL_OPTIONS}
+    # Both made before either opens: a bad option fails before any pool has workers.
     primary = _new_pool(resolved, pooler, pool_options, others)
-    open_standby = None
+    standby = None
     if replica is not None:
         standby_options = {**pool_options, "name": f"{primary.name}-replica"}
         new_standby = functools.partial(_new_pool, replica, pooler, standby_options, others)
-        new_standby()  # a bad option fails here, before any pool has workers
-        open_standby = functools.partial(_opened_without_waiting, new_standby)
+        standby = new_standby()
     await primary.open(wait=True, timeout=primary.timeout)
-    if open_standby is not None:
+    if standby is not None:
+        await standby.open(wait=False)  # a standby that is down must not hold the caller up
         primary.replica = AsyncReadReplica(
-            await open_standby(), open_standby, wait=replica_wait, retry_after=replica_retry
+            standby,
+            functools.partial(_opened_without_waiting, new_standby),
+            wait=replica_wait,
+            retry_after=replica_retry,
         )
     return primary
 
@@ -96,7 +100,7 @@ def _new_pool(
 
 async def _opened_without_waiting(new_pool: Callable[[], AsyncPool]) -> AsyncPool:
     opened = new_pool()
-    await opened.open(wait=False)  # a standby that is down must not hold the caller up
+    await opened.open(wait=False)
     return opened
 
 
