@@ -99,15 +99,21 @@ WHERE id = %(id)s;
 -- Plan each search for its own values (a generic plan cannot tell a rare
 -- fragment from a common one); never spend milliseconds compiling a plan
 -- (JIT) or starting workers (a search reads thousands of rows, not millions).
--- Set LOCAL inside a transaction the search always rolls back, so the
--- caller's session is never changed.
+-- Set LOCAL: they end with the search's own transaction or savepoint, so
+-- the caller's session is never changed. search_rest orders by btree_gist's
+-- operator <-> without naming a schema: btree_gist's schema (extensions, or
+-- wherever a DBA put it) goes last on the search path, so it names nothing
+-- the caller's own schemas name.
 SET LOCAL plan_cache_mode = force_custom_plan;
 SET LOCAL jit = off;
 SET LOCAL max_parallel_workers_per_gather = 0;
+SELECT set_config('search_path', format('%s, %I', current_setting('search_path'), n.nspname), true)
+FROM pg_extension AS e JOIN pg_namespace AS n ON n.oid = e.extnamespace
+WHERE e.extname = 'btree_gist';
 
 
 -- name: pin_bitmap_scans
--- For search_rest_bitmap: answer from the trigram index, never by reading the
+-- For search_digits: answer from the trigram index, never by reading the
 -- table or walking an ordered index (which, for a fragment the statistics
 -- wrongly think common, reads every row).
 SET LOCAL enable_seqscan = off;
@@ -142,40 +148,100 @@ ORDER BY c.name_folded, c.id
 LIMIT %(limit)s;
 
 
--- name: search_rest_walk
--- Tier 2 when matches are dense: read the first %(budget)s customers in order
--- from customers_folded_order_idx alone, keep those whose search_folded passes,
--- and test only those against the table. When it finds fewer than %(limit)s
--- the repository asks search_rest_bitmap instead.
+-- name: pin_ordered_scan
+-- For search_rest: read matches in order from customers_search_ordered_idx,
+-- never collect them all and sort them (which the planner may choose for a
+-- fragment its statistics wrongly think rare, and which costs as much as
+-- there are matches).
+SET LOCAL enable_seqscan = off;
+SET LOCAL enable_bitmapscan = off;
+SET LOCAL enable_sort = off;
+
+
+-- name: search_rest
+-- Tier 2: the other matches, read in name order from
+-- customers_search_ordered_idx (migration 0010): its ordered scan returns
+-- customers by the first 24 bytes of name_folded, then id, and skips every
+-- subtree whose trigrams cannot match, so it reads about as many customers
+-- as it returns, however common the query. A query that looks like a phone
+-- runs twice, as text and as digits (%(digit_branch)s: NULL, which
+-- matches nothing, when the query is all digits and the text search finds
+-- them). The index's order is the search's order except among names
+-- that share their first 24 bytes and are longer: those come by id, so the
+-- last such group found is completed and everything sorted by the name
+-- itself.
+WITH nearest AS MATERIALIZED (
+    SELECT p.pattern, found.id, found.name_folded
+    FROM (VALUES (customer_dal_fold_text(%(filter)s) COLLATE "C"),
+                 (%(digit_branch)s COLLATE "C")) AS p (pattern)
+    CROSS JOIN LATERAL (
+        SELECT m.id, m.name_folded
+        FROM customers AS m
+        WHERE (m.search_folded || '') LIKE p.pattern
+          AND (m.is_active OR %(include_inactive)s)
+          AND m.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+          AND (NOT %(check_fields)s
+               OR customer_dal_fold_text(m.name) LIKE customer_dal_fold_text(%(pattern)s)
+               OR customer_dal_fold_text(m.email) LIKE customer_dal_fold_text(%(pattern)s)
+               OR m.phone_digits LIKE %(digit_pattern)s
+               OR m.phone_secondary_digits LIKE %(digit_pattern)s)
+          AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
+        ORDER BY customer_dal_name_key(m.name_folded, 1) <-> 0,
+                 customer_dal_name_key(m.name_folded, 2) <-> 0,
+                 customer_dal_name_key(m.name_folded, 3) <-> 0,
+                 customer_dal_name_key(m.name_folded, 4) <-> 0,
+                 (m.id + 0) <-> 0
+        LIMIT %(limit)s
+    ) AS found
+),
+-- The greatest name each pattern found, when it is 24 bytes or longer and
+-- more matches may follow: names sharing its first 24 bytes came by id.
+last_group AS (
+    SELECT pattern, max(name_folded) AS name_folded
+    FROM nearest
+    GROUP BY pattern
+    HAVING count(*) = %(limit)s AND octet_length(max(name_folded)) >= 24
+),
+completed AS (
+    SELECT m.id, m.name_folded
+    FROM last_group AS g
+    JOIN customers AS m
+      ON customer_dal_name_key(m.name_folded, 1) = customer_dal_name_key(g.name_folded, 1)
+     AND customer_dal_name_key(m.name_folded, 2) = customer_dal_name_key(g.name_folded, 2)
+     AND customer_dal_name_key(m.name_folded, 3) = customer_dal_name_key(g.name_folded, 3)
+     AND customer_dal_name_key(m.name_folded, 4) = customer_dal_name_key(g.name_folded, 4)
+    WHERE (m.search_folded || '') LIKE g.pattern
+      AND (m.is_active OR %(include_inactive)s)
+      AND m.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+      AND (NOT %(check_fields)s
+           OR customer_dal_fold_text(m.name) LIKE customer_dal_fold_text(%(pattern)s)
+           OR customer_dal_fold_text(m.email) LIKE customer_dal_fold_text(%(pattern)s)
+           OR m.phone_digits LIKE %(digit_pattern)s
+           OR m.phone_secondary_digits LIKE %(digit_pattern)s)
+      AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
+)
 SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
        c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
 FROM (
-    SELECT id, name_folded, search_folded
-    FROM customers
-    WHERE is_active OR %(include_inactive)s
+    SELECT id, name_folded FROM nearest
+    UNION
+    SELECT id, name_folded FROM completed
     ORDER BY name_folded, id
-    LIMIT %(budget)s
-) AS walked
-JOIN customers AS c ON c.id = walked.id
+    LIMIT %(limit)s
+) AS first
+JOIN customers AS c ON c.id = first.id
 LEFT JOIN users AS u ON u.id = c.created_by_id
-WHERE (walked.search_folded LIKE customer_dal_fold_text(%(filter)s) COLLATE "C"
-       OR walked.search_folded LIKE %(digit_pattern)s)
-  AND walked.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
-  AND (NOT %(check_fields)s
-       OR customer_dal_fold_text(c.name) LIKE customer_dal_fold_text(%(pattern)s)
-       OR customer_dal_fold_text(c.email) LIKE customer_dal_fold_text(%(pattern)s)
-       OR c.phone_digits LIKE %(digit_pattern)s
-       OR c.phone_secondary_digits LIKE %(digit_pattern)s)
-  AND (c.phone_digits = %(exact)s OR c.phone_secondary_digits = %(exact)s) IS NOT TRUE
-ORDER BY walked.name_folded, walked.id
-LIMIT %(limit)s;
+ORDER BY first.name_folded, first.id;
 
 
--- name: search_rest_bitmap
--- Tier 2 when matches are sparse: collect them from the trigram index on
--- search_folded, test them and keep the first few in order, carrying only the
--- sort key (sorting whole rows costs more than finding them); then read those
--- few customers in full.
+-- name: search_digits
+-- Tier 2 for a query of 7 or more digits and no letter, such as a phone
+-- fragment. Phone numbers follow no name order, so every page of
+-- customers_search_ordered_idx holds most digit trigrams and its ordered scan
+-- could rule out few of them; but a run of 7 digits is rare among phones.
+-- Collect the matches from the GIN trigram index on search_folded, test them
+-- and keep the first few in order, carrying only the sort key (sorting whole
+-- rows costs more than finding them); then read those few in full.
 SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
        c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
 FROM (

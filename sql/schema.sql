@@ -45,6 +45,20 @@ COMMENT ON COLLATION public.customer_dal_fold IS 'Unicode case folding for searc
 
 
 --
+-- Name: btree_gist; Type: EXTENSION; Schema: -; Owner: -
+--
+
+CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA extensions;
+
+
+--
+-- Name: EXTENSION btree_gist; Type: COMMENT; Schema: -; Owner: -
+--
+
+COMMENT ON EXTENSION btree_gist IS 'GiST support for bigint, for ordered customer search; created by customer_dal migration 0010_ordered_search, dropped by its rollback';
+
+
+--
 -- Name: pg_trgm; Type: EXTENSION; Schema: -; Owner: -
 --
 
@@ -86,6 +100,22 @@ CREATE FUNCTION public.customer_dal_fold_text(text) RETURNS text
 --
 
 COMMENT ON FUNCTION public.customer_dal_fold_text(text) IS 'Text as search compares it: lower case in every alphabet (collation customer_dal_fold), accents removed (unaccent), lower case again.';
+
+
+--
+-- Name: customer_dal_name_key(text, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.customer_dal_name_key(name_folded text, part integer) RETURNS bigint
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN ((('x0000'::text || rpad(encode(substr(textsend(name_folded), ((6 * part) - 5), 6), 'hex'::text), 12, '0'::text)))::bit(64))::bigint;
+
+
+--
+-- Name: FUNCTION customer_dal_name_key(name_folded text, part integer); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.customer_dal_name_key(name_folded text, part integer) IS 'Piece number part (1-4) of a folded name as a number that sorts like its 6 bytes: the keys of customers_search_ordered_idx, which orders search results by name.';
 
 
 --
@@ -664,6 +694,20 @@ CREATE INDEX customers_search_folded_trgm_idx ON public.customers USING gin (sea
 --
 
 COMMENT ON INDEX public.customers_search_folded_trgm_idx IS 'Trigram index on search_folded: substring search over folded name and e-mail and phone digits.';
+
+
+--
+-- Name: customers_search_ordered_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX customers_search_ordered_idx ON public.customers USING gist (public.customer_dal_name_key(name_folded, 1), public.customer_dal_name_key(name_folded, 2), public.customer_dal_name_key(name_folded, 3), public.customer_dal_name_key(name_folded, 4), ((id + 0)), ((search_folded || ''::text)) extensions.gist_trgm_ops (siglen='1024'));
+
+
+--
+-- Name: INDEX customers_search_ordered_idx; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON INDEX public.customers_search_ordered_idx IS 'Search in name order: customers by the first 24 bytes of name_folded, then id, with the trigrams of search_folded, so an ordered scan skips every subtree without a match.';
 
 
 --

@@ -3,6 +3,7 @@ customers, writes during and after it, and search that forgives accents and case
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,13 @@ from customer_dal import (
     migration_status,
 )
 from customer_dal.bench import live_migration, migrations_before
+from customer_dal.resources import migrations_directory
 
 from .shipped import SHIPPED, checkout_up_to
 
 EXPAND = "0008_accent_folding"
 CONTRACT = "0009_accent_folding_contract"
+ORDERED_SEARCH = "0010_ordered_search"
 
 
 @pytest.fixture
@@ -84,14 +87,20 @@ def test_writes_keep_the_folded_columns_and_the_version_moves_as_before(
 def test_a_database_with_the_expand_step_only_serves_every_call(
     before_folding: str, tmp_path: Path
 ) -> None:
-    """A rolling deploy: this package's queries run before 0009 is applied, and after."""
+    """A rolling deploy: this package's queries run before 0009 is applied, and after.
+
+    They need the expand steps, 0008 and 0010 (the ordered search index), which
+    depends on 0008 alone."""
     with (
         psycopg.connect(before_folding, autocommit=True) as conn,
         pytest.raises(SchemaNotReadyError),
     ):
         CustomerRepository(conn).search("muller")
-    migrate(before_folding, directory=checkout_up_to(tmp_path / "expand", EXPAND))
-    assert migration_status(before_folding)[-1] == MigrationState(CONTRACT, "pending")
+    expand = checkout_up_to(tmp_path / "expand", EXPAND)
+    for suffix in (".sql", ".rollback.sql"):
+        shutil.copy(migrations_directory() / f"{ORDERED_SEARCH}{suffix}", expand)
+    migrate(before_folding, directory=expand)
+    assert MigrationState(CONTRACT, "pending") in migration_status(before_folding)
     for step in ("expand only", "contracted"):
         with psycopg.connect(before_folding, autocommit=True) as conn:
             repo = CustomerRepository(conn)
@@ -213,7 +222,7 @@ def test_emails_are_folded_too(customers: CustomerRepository) -> None:
 def test_the_live_migration_of_100000_customers_blocks_no_writer_or_reader(
     empty_dsn: str, tmp_path: Path
 ) -> None:
-    """4 writers and 4 readers through the library while 0008 and 0009 are applied:
+    """4 writers and 4 readers through the library while 0008, 0009 and 0010 are applied:
     no call fails, none waits a second, and every customer ends up folded."""
     before = migrations_before(_fresh(tmp_path / "before"), "0008_accent_folding")
     migrate(empty_dsn, directory=before)
@@ -231,7 +240,11 @@ def test_the_live_migration_of_100000_customers_blocks_no_writer_or_reader(
 
     live = live_migration(empty_dsn)
 
-    assert live.applied == ["0008_accent_folding", "0009_accent_folding_contract"]
+    assert live.applied == [
+        "0008_accent_folding",
+        "0009_accent_folding_contract",
+        "0010_ordered_search",
+    ]
     assert live.writes.samples
     assert live.reads.samples
     assert live.writes.worst < 1000, f"a write took {live.writes.worst:.0f} ms"

@@ -36,7 +36,8 @@ def test_bench_prints_every_figure_against_its_baseline(
         "## Growth: pooled p50 at 400 vs 40 rows",
         "## Repository calls",
         "## Import of a 400-row CSV vs raw COPY",
-        "## Live migration at 400 rows: 0008_accent_folding, 0009_accent_folding_contract",
+        "## Live migration at 400 rows: 0008_accent_folding, 0009_accent_folding_contract, "
+        "0010_ordered_search",
         "## Server settings",
         POOLER_HEADING,  # its figures, or the line saying why they were skipped
         "## Async API: 64 tasks over an async pool of 8",

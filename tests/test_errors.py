@@ -368,10 +368,14 @@ SEARCH_SETTINGS = [  # what search's SET LOCALs change (sql/customers.sql)
     "enable_seqscan",
     "enable_indexscan",
     "enable_indexonlyscan",
+    "enable_bitmapscan",
+    "enable_sort",
+    "search_path",
 ]
 
 
-@pytest.mark.parametrize("query", ["ann", "zz-no-match-zz"])  # the walk, and the bitmap path
+# Text read in name order (search_rest), and a phone fragment collected and sorted (search_digits).
+@pytest.mark.parametrize("query", ["ann", "zz-no-match-zz", "555-1234"])
 def test_a_search_changes_no_setting_of_the_callers_transaction(
     dsn: str, query: str, flavour: Flavour
 ) -> None:
@@ -385,7 +389,7 @@ def test_a_search_changes_no_setting_of_the_callers_transaction(
         assert changed == []
 
 
-@pytest.mark.parametrize("query", ["ann", "zz-no-match-zz"])
+@pytest.mark.parametrize("query", ["ann", "zz-no-match-zz", "555-1234"])
 def test_a_search_on_an_autocommit_connection_keeps_its_prepared_statements(
     dsn: str, query: str, flavour: Flavour
 ) -> None:

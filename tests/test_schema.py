@@ -246,6 +246,7 @@ def test_public_holds_only_the_projects_functions(conn: psycopg.Connection[Any])
     ).fetchall()
     assert [name for (name,) in functions] == [
         "customer_dal_fold_text",
+        "customer_dal_name_key",
         "customer_dal_search_text",
         "customers_fold",
         "customers_touch_updated_at",

@@ -172,3 +172,20 @@ def test_dense_matches_are_found_by_walking_in_order(customers: CustomerReposito
         "E4 Dense",
         "F5 Dense",
     ]
+
+
+def test_long_names_that_share_their_first_24_bytes_come_in_name_order(
+    customers: CustomerRepository,
+) -> None:
+    """The ordered index sorts by a name's first 24 bytes, then id: the search puts
+    longer names that share them back into name order, on every page."""
+    stem = "Maximiliana Featherstone-"  # 25 bytes
+    for suffix in ("Zulu", "Alpha", "Mike", "Bravo", "Yankee"):
+        customers.create(
+            {"name": stem + suffix, "phone": f"555-040-{len(suffix):02d}{ord(suffix[0])}"}
+        )
+    assert names(customers.search("eatherstone", limit=2)) == [stem + "Alpha", stem + "Bravo"]
+    assert names(customers.search("eatherstone", limit=2, offset=2)) == [
+        stem + "Mike",
+        stem + "Yankee",
+    ]

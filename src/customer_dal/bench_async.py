@@ -26,7 +26,7 @@ from typing import Any, TextIO
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from .customer_params import REST_TIER, search_params, search_tiers
+from .customer_params import TIER_SETTINGS, search_params, search_tiers
 from .customers import CustomerRepository
 from .customers_async import AsyncCustomerRepository
 from .db import connection_settings
@@ -137,14 +137,9 @@ async def _raw_call(opened: AsyncConnectionPool[Any], item: Call) -> None:
             found: list[Any] = []
             for tier in search_tiers(params):
                 limited = {**params, "limit": wanted - len(found)}
-                if tier != REST_TIER:
-                    found += await _rows(conn, sql[tier], limited)
-                else:
-                    walked = await _rows(conn, sql["search_rest_walk"], limited)
-                    if len(walked) < limited["limit"]:
-                        await conn.execute(sql["pin_bitmap_scans"].sql)
-                        walked = await _rows(conn, sql["search_rest_bitmap"], limited)
-                    found += walked
+                if tier in TIER_SETTINGS:
+                    await conn.execute(sql[TIER_SETTINGS[tier]].sql)
+                found += await _rows(conn, sql[tier], limited)
                 if len(found) >= wanted:
                     break
 

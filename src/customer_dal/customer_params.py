@@ -15,7 +15,7 @@ from .models import MIN_PHONE_DIGITS, CustomerSearch, CustomerUpdate
 from .models import phone_digits as digits_of
 
 __all__ = [
-    "REST_TIER",
+    "TIER_SETTINGS",
     "like_escape",
     "search_params",
     "search_tiers",
@@ -27,11 +27,11 @@ _PHONE_LIKE = re.compile(r"^[0-9 +\-().]+$")
 _MIN_SEARCH_DIGITS = 3
 # Shorter queries have no trigram: they match name and e-mail prefixes only.
 _MIN_SUBSTRING = 3
-# How many customers (in name order) a search reads before deciding its
-# fragment is rare and asking the trigram indexes instead; see docs/benchmarks.md.
-_WALK_BUDGET = 10_000
-# The last tier: a walk in name order, else the trigram indexes (see the repository).
-REST_TIER = "search_rest"
+# A query of this many digits (and no letter) is rare among phones: its last
+# tier collects the matches and sorts them (search_digits).
+_MIN_SPARSE_DIGITS = 7
+# The settings query each last tier runs under (see sql/customers.sql).
+TIER_SETTINGS = {"search_rest": "pin_ordered_scan", "search_digits": "pin_bitmap_scans"}
 
 # The update query's set_<field> parameters: which fields the caller gave.
 _SET_FLAGS = tuple((field, f"set_{field}") for field in CustomerUpdate.model_fields)
@@ -47,27 +47,35 @@ def search_params(search: CustomerSearch) -> dict[str, Any]:
     text = like_escape(search.query)
     digits = digits_of(search.query) if _PHONE_LIKE.match(search.query) else ""
     short = len(search.query) < _MIN_SUBSTRING
+    filter_pattern = f"%\x1f{text}%" if short else f"%{text}%"
+    digit_pattern = f"%{digits}%" if len(digits) >= _MIN_SEARCH_DIGITS else None
     return {
         "prefix": f"{text}%",
         "pattern": f"{text}%" if short else f"%{text}%",
         # search_text separates its fields with U+001F: a short query's
         # e-mail prefix is "U+001F then the query".
-        "filter": f"%\x1f{text}%" if short else f"%{text}%",
+        "filter": filter_pattern,
         "exact": digits if len(digits) >= MIN_PHONE_DIGITS else None,
-        "digit_pattern": f"%{digits}%" if len(digits) >= _MIN_SEARCH_DIGITS else None,
+        "digit_pattern": digit_pattern,
+        # search_rest matches the filter, then (separately, it has its own
+        # trigrams) the digit pattern; a query of digits alone is its own
+        # digit pattern, searched for once.
+        "digit_branch": None if digit_pattern == filter_pattern else digit_pattern,
         # Without a letter, the query could match phone digits in search_text
         # that it must not match (a text-only query, a short one): test exactly.
         "check_fields": not any(char.isalpha() for char in search.query),
         "include_inactive": search.include_inactive,
-        "budget": _WALK_BUDGET,
     }
 
 
 def search_tiers(params: dict[str, Any]) -> list[str]:
     """The search tiers to ask, most relevant first: an exact phone match only for a
-    query that is a whole phone number, then names starting with it, then the rest."""
+    query that is a whole phone number, then names starting with it, then the rest
+    (read in name order, or collected and sorted for a phone fragment)."""
     exact = ["search_exact"] if params["exact"] is not None else []
-    return [*exact, "search_prefix", REST_TIER]
+    digits = params["digit_pattern"] or "%%"
+    phone_fragment = params["check_fields"] and len(digits) - 2 >= _MIN_SPARSE_DIGITS
+    return [*exact, "search_prefix", "search_digits" if phone_fragment else "search_rest"]
 
 
 def update_params(

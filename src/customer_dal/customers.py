@@ -10,7 +10,7 @@ from typing import Any, NoReturn, TypeVar
 import psycopg
 
 from .calls import execute, run_call
-from .customer_params import REST_TIER, like_escape, search_params, search_tiers, update_params
+from .customer_params import TIER_SETTINGS, like_escape, search_params, search_tiers, update_params
 from .errors import (
     ConstraintViolationError,
     DuplicatePhoneError,
@@ -155,13 +155,9 @@ class CustomerRepository:
 
     def _search_tier(self, tier: str, params: dict[str, Any]) -> list[Customer]:
         """One search tier's customers, at most ``params["limit"]`` of them."""
-        if tier != REST_TIER:
-            return self._fetch_customers(tier, params)
-        walked = self._fetch_customers("search_rest_walk", params)
-        if len(walked) == params["limit"]:
-            return walked  # matches are dense: the walk found them all, in order
-        execute(self._cursors.values, self._queries["pin_bitmap_scans"])
-        return self._fetch_customers("search_rest_bitmap", params)
+        if tier in TIER_SETTINGS:
+            execute(self._cursors.values, self._queries[TIER_SETTINGS[tier]])
+        return self._fetch_customers(tier, params)
 
     def list(
         self, *, page: int = 1, per_page: int = 20, include_inactive: bool = False
