@@ -100,16 +100,10 @@ WHERE id = %(id)s;
 -- fragment from a common one); never spend milliseconds compiling a plan
 -- (JIT) or starting workers (a search reads thousands of rows, not millions).
 -- Set LOCAL: they end with the search's own transaction or savepoint, so
--- the caller's session is never changed. search_rest orders by btree_gist's
--- operator <-> without naming a schema: btree_gist's schema (extensions, or
--- wherever a DBA put it) goes last on the search path, so it names nothing
--- the caller's own schemas name.
+-- the caller's session is never changed.
 SET LOCAL plan_cache_mode = force_custom_plan;
 SET LOCAL jit = off;
 SET LOCAL max_parallel_workers_per_gather = 0;
-SELECT set_config('search_path', format('%s, %I', current_setting('search_path'), n.nspname), true)
-FROM pg_extension AS e JOIN pg_namespace AS n ON n.oid = e.extnamespace
-WHERE e.extname = 'btree_gist';
 
 
 -- name: pin_bitmap_scans
@@ -152,10 +146,18 @@ LIMIT %(limit)s;
 -- For search_rest: read matches in order from customers_search_ordered_idx,
 -- never collect them all and sort them (which the planner may choose for a
 -- fragment its statistics wrongly think rare, and which costs as much as
--- there are matches).
+-- there are matches). That leaves one plan whatever the query, so a
+-- prepared search_rest keeps it (planning it costs more than running it).
+-- search_rest orders by btree_gist's operator <-> without naming a schema:
+-- btree_gist's schema (extensions, or wherever a DBA put it) goes last on
+-- the search path, where it hides nothing the caller's own schemas name.
 SET LOCAL enable_seqscan = off;
 SET LOCAL enable_bitmapscan = off;
 SET LOCAL enable_sort = off;
+SET LOCAL plan_cache_mode = force_generic_plan;
+SELECT set_config('search_path', format('%s, %I', current_setting('search_path'), n.nspname), true)
+FROM pg_extension AS e JOIN pg_namespace AS n ON n.oid = e.extnamespace
+WHERE e.extname = 'btree_gist';
 
 
 -- name: search_rest
