@@ -7,7 +7,8 @@
 --
 -- Search runs in tiers. The order of results is: customers whose phone digits
 -- equal the query's (search_exact), then names starting with the query
--- (search_prefix), then the other matches (search_rest_*); within a tier by
+-- (search_prefix), then the other matches (search_rest, or search_digits
+-- for a phone fragment); within a tier by
 -- name ignoring case, then id. Each tier excludes the tiers before it, so the
 -- repository can concatenate them and pages never overlap or skip.
 --
@@ -15,9 +16,10 @@
 -- query's digits when it looks like a whole phone number (else NULL);
 -- %(prefix)s is '<query>%'; %(pattern)s is '%<query>%' (or '<query>%' for a
 -- query of 1-2 characters, which matches prefixes only); %(digit_pattern)s is
--- '%<digits>%' when the query looks like a phone (else NULL). %(filter)s and
+-- '%<digits>%' when the query looks like a phone (else NULL), and
+-- %(digit_branch)s the same unless it equals %(filter)s. %(filter)s and
 -- %(digit_pattern)s matched against search_folded are a cheap necessary
--- condition that the trigram index can answer. The exact test on name, email
+-- condition that the trigram indexes can answer. The exact test on name, email
 -- and the digit columns follows when %(check_fields)s: a query with a letter
 -- in it can only match the name or e-mail part of search_folded, where the
 -- two tests agree (ILIKE compares lower-cased text), so it skips the test.
@@ -30,8 +32,8 @@
 -- the planner folds the query's patterns once, while planning, and can read
 -- a name prefix as a range of an index. Both columns are in the C collation,
 -- and the folded query is compared in it, or the indexes could not serve it.
--- The queries need 0008 only; 0009 (which contracts the old columns' indexes
--- away) changes none of them.
+-- The queries need 0008, and search_rest the ordered index of 0010; 0009
+-- (which contracts the old columns' indexes away) changes none of them.
 
 
 
