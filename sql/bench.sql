@@ -45,7 +45,7 @@ WHERE is_active
        OR phone LIKE %(pattern)s
        OR phone_secondary LIKE %(pattern)s
        OR email ILIKE %(pattern)s)
-OFFSET 0 LIMIT 20;
+OFFSET %(offset)s LIMIT 20;
 
 
 -- name: raw_copy_table

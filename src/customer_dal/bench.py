@@ -49,6 +49,9 @@ LIVE_DATABASE = "customer_dal_bench_live"
 # The live change the bench migrates under load: accent folding's expand step
 # (and its contract step, which follows it).
 LIVE_CHANGE = "0008_accent_folding"
+# The search class that asks for a later page, and the page's offset.
+DEEP_PAGE = "deep page (offset 200)"
+DEEP_OFFSET = 200
 # Writers and readers working through the library during the live migration,
 # each pausing this long between calls (a busy shop, not a load test).
 LIVE_WORKERS = 4
@@ -241,6 +244,8 @@ def _query_mix(conn: psycopg.Connection[Any], rows: int) -> dict[str, list[str]]
         "email domain": ["gmail.com", "outlook.com", "example.org", "yahoo.com"],
         "no match": ["zqxvwk", "qqqzzz", "xylophonist", "9999999999"],
         "1-2 characters": ["j", "m", "ma", "zo", "x"],
+        # The eleventh page of 20 (see _bench_search): dense, late and accented.
+        DEEP_PAGE: ["son", "gmail.com", "atric", "muller"],
     }
 
 
@@ -261,16 +266,19 @@ def _bench_search(
     story = load_queries("bench.sql")["story_search"].sql
     results: dict[str, dict[str, Timing]] = {}
 
-    def story_search(query: str) -> object:
-        pattern = f"%{like_escape(query)}%"
-        return conn.execute(story, {"pattern": pattern}, prepare=False).fetchall()
+    def story_search(query: str, offset: int) -> object:
+        params = {"pattern": f"%{like_escape(query)}%", "offset": offset}
+        return conn.execute(story, params, prepare=False).fetchall()
 
     for label, queries in mix.items():
-        ours = [_timed(repo.search, q) for _ in range(repeats) for q in queries]
+        offset = DEEP_OFFSET if label == DEEP_PAGE else 0
+        ours_call = partial(repo.search, offset=offset)
+        ours = [_timed(ours_call, q) for _ in range(repeats) for q in queries]
         timings = {"ours": Timing(ours)}
         if baseline:
             # The story's query is slow: one run per query is enough to see it.
-            timings["story"] = Timing([_timed(story_search, q) for q in queries])
+            story_call = partial(story_search, offset=offset)
+            timings["story"] = Timing([_timed(story_call, q) for q in queries])
         results[label] = timings
     return results
 
