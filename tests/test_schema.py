@@ -11,6 +11,11 @@ import psycopg
 import pytest
 from psycopg import errors
 
+from customer_dal import CustomerRepository
+from customer_dal.customer_params import TIER_SETTINGS, search_params
+from customer_dal.models import CustomerSearch
+from customer_dal.queries import load_queries
+
 from .conftest import fresh_database
 
 Row = dict[str, Any]
@@ -202,6 +207,49 @@ def test_listing_by_name_walks_the_name_index(many_customers: psycopg.Connection
     assert "customers_folded_order_idx" in _plan_indexes(many_customers, query, [])
     prefix = "SELECT id FROM customers WHERE name_folded LIKE %s ORDER BY name_folded, id LIMIT 20"
     assert "customers_folded_order_idx" in _plan_indexes(many_customers, prefix, ["customer 3f%"])
+
+
+def _plan_of_search_tier(conn: psycopg.Connection[Any], tier: str, query: str) -> str:
+    """The plan of one search tier for ``query``, under the settings it runs with."""
+    queries = load_queries("customers.sql")
+    search = CustomerSearch(query=query, include_inactive=False, limit=20, offset=0)
+    params = {**search_params(search), "limit": 20}
+    with conn.transaction(force_rollback=True):
+        conn.execute(queries["search_settings"].sql)
+        conn.execute(queries[TIER_SETTINGS[tier]].sql)
+        rows = conn.execute(f"EXPLAIN {queries[tier].sql}", params).fetchall()
+    return "\n".join(row[0] for row in rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("query", ["ustomer 3f", "c1234", "zz-no-match", "555 12"])
+def test_the_last_search_tier_reads_matches_in_order_from_the_ordered_index(
+    many_customers: psycopg.Connection[Any], query: str
+) -> None:
+    """Common or rare, its matches come from the GiST scan in name order, never sorted."""
+    plan = _plan_of_search_tier(many_customers, "search_rest", query)
+    assert "Index Scan using customers_search_ordered_idx" in plan
+    assert "Order By: ((customer_dal_name_key(name_folded, 1) <-> " in plan
+    assert "Bitmap" not in plan
+
+
+@pytest.mark.slow
+def test_a_phone_fragment_is_collected_from_the_trigram_index(
+    many_customers: psycopg.Connection[Any],
+) -> None:
+    plan = _plan_of_search_tier(many_customers, "search_digits", "555-0001")
+    assert "Bitmap Index Scan on customers_search_folded_trgm_idx" in plan
+    assert "customers_search_ordered_idx" not in plan
+
+
+def test_search_finds_btree_gist_in_any_schema(conn: psycopg.Connection[Any]) -> None:
+    """A DBA may move btree_gist to a schema of their own, off every search path."""
+    conn.execute("INSERT INTO customers (name, phone) VALUES ('Ann Lee', '555-123-4567')")
+    conn.execute("CREATE SCHEMA dba_tools")
+    conn.execute("ALTER EXTENSION btree_gist SET SCHEMA dba_tools")
+    assert [c.name for c in CustomerRepository(conn).search("nn le")] == ["Ann Lee"]
+    [(search_path,)] = conn.execute("SHOW search_path").fetchall()
+    assert "dba_tools" not in search_path  # the search's own setting ended with it
 
 
 def test_every_index_constraint_trigger_function_and_schema_is_documented(
