@@ -7,6 +7,8 @@ SET lock_timeout = '500ms';
 
 SET statement_timeout = '1h';
 
+DROP INDEX CONCURRENTLY IF EXISTS customers_email_folded_idx;
+
 DROP INDEX CONCURRENTLY IF EXISTS customers_search_ordered_idx;
 
 DROP FUNCTION IF EXISTS customer_dal_name_key(text, integer);

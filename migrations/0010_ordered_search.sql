@@ -87,6 +87,14 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS customers_search_ordered_idx
         (search_folded || '') gist_trgm_ops (siglen = 1024)
     );
 
+-- A query with no trigram (1-2 characters, or no letter or digit) matches
+-- name and e-mail prefixes only: names are a range of
+-- customers_folded_order_idx, and e-mails a range of this one.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS customers_email_folded_idx
+    ON customers ((customer_dal_fold_text(email) COLLATE "C"));
+
 SET lock_timeout = '500ms';
+
+COMMENT ON INDEX customers_email_folded_idx IS 'E-mail addresses folded by customer_dal_fold_text, in the C collation: the e-mail prefixes a search of 1-2 characters matches.';
 
 COMMENT ON INDEX customers_search_ordered_idx IS 'Search in name order: customers by the first 24 bytes of name_folded, then id, with the trigrams of search_folded, so an ordered scan skips every subtree without a match.';

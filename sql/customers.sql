@@ -109,9 +109,9 @@ SET LOCAL max_parallel_workers_per_gather = 0;
 
 
 -- name: pin_bitmap_scans
--- For search_digits: answer from the trigram index, never by reading the
--- table or walking an ordered index (which, for a fragment the statistics
--- wrongly think common, reads every row).
+-- For search_digits and search_short: answer from the trigram or e-mail
+-- index, never by reading the table or walking an ordered index (which, for
+-- a fragment the statistics wrongly think common, reads every row).
 SET LOCAL enable_seqscan = off;
 SET LOCAL enable_indexscan = off;
 SET LOCAL enable_indexonlyscan = off;
@@ -262,6 +262,33 @@ FROM (
            OR m.phone_secondary_digits LIKE %(digit_pattern)s)
       AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
     ORDER BY m.name_folded, m.id
+    LIMIT %(limit)s
+) AS first
+JOIN customers AS c ON c.id = first.id
+LEFT JOIN users AS u ON u.id = c.created_by_id
+ORDER BY first.name_folded, first.id;
+
+
+-- name: search_short
+-- Tier 2 for a query with no trigram to search by (1-2 characters, or no
+-- letter or digit): e-mails starting with it, collected from
+-- customers_email_folded_idx (names starting with it were tier 1); only
+-- (name_folded, id) is sorted, then the first few are read in full. Reading
+-- customers in name order instead, as the planner may like to for a LIMIT,
+-- would read them all when few e-mails start with the query.
+WITH matched AS MATERIALIZED (
+    SELECT m.id, m.name_folded
+    FROM customers AS m
+    WHERE customer_dal_fold_text(m.email) COLLATE "C" LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+      AND (m.is_active OR %(include_inactive)s)
+      AND m.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+      AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
+)
+SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
+       c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
+FROM (
+    SELECT id, name_folded FROM matched
+    ORDER BY name_folded, id
     LIMIT %(limit)s
 ) AS first
 JOIN customers AS c ON c.id = first.id

@@ -634,6 +634,20 @@ COMMENT ON INDEX public.customers_created_by_id_idx IS 'Finds a user''s customer
 
 
 --
+-- Name: customers_email_folded_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX customers_email_folded_idx ON public.customers USING btree (public.customer_dal_fold_text((email)::text) COLLATE "C");
+
+
+--
+-- Name: INDEX customers_email_folded_idx; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON INDEX public.customers_email_folded_idx IS 'E-mail addresses folded by customer_dal_fold_text, in the C collation: the e-mail prefixes a search of 1-2 characters matches.';
+
+
+--
 -- Name: customers_folded_order_idx; Type: INDEX; Schema: public; Owner: -
 --
 

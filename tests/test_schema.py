@@ -234,6 +234,15 @@ def test_the_last_search_tier_reads_matches_in_order_from_the_ordered_index(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("query", ["x", "c1", "..."])
+def test_a_query_without_trigrams_collects_email_prefixes_from_their_index(
+    many_customers: psycopg.Connection[Any], query: str
+) -> None:
+    plan = _plan_of_search_tier(many_customers, "search_short", query)
+    assert "Bitmap Index Scan on customers_email_folded_idx" in plan
+
+
+@pytest.mark.slow
 def test_a_phone_fragment_is_collected_from_the_trigram_index(
     many_customers: psycopg.Connection[Any],
 ) -> None:

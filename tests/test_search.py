@@ -189,3 +189,20 @@ def test_long_names_that_share_their_first_24_bytes_come_in_name_order(
         stem + "Mike",
         stem + "Yankee",
     ]
+
+
+def test_a_query_without_a_letter_or_digit_matches_prefixes_only(
+    customers: CustomerRepository,
+) -> None:
+    """It has no trigram to search by: like a 1-2 character query, prefixes only."""
+    customers.create({"name": "...And Sons", "phone": "555-050-0001"})
+    customers.create({"name": "Dot...Com", "phone": "555-050-0002", "email": "-dash@example.com"})
+    assert names(customers.search("...")) == ["...And Sons"]
+    assert names(customers.search("-da")) == ["Dot...Com"]  # its e-mail starts with it
+    assert names(customers.search("---")) == []
+
+
+def test_one_or_two_digits_match_email_prefixes_not_phones(customers: CustomerRepository) -> None:
+    customers.create({"name": "Ann Lee", "phone": "155-050-0003"})
+    customers.create({"name": "Bob Ray", "phone": "555-050-0004", "email": "15bob@example.com"})
+    assert names(customers.search("15")) == ["Bob Ray"]

@@ -31,7 +31,11 @@ _MIN_SUBSTRING = 3
 # tier collects the matches and sorts them (search_digits).
 _MIN_SPARSE_DIGITS = 7
 # The settings query each last tier runs under (see sql/customers.sql).
-TIER_SETTINGS = {"search_rest": "pin_ordered_scan", "search_digits": "pin_bitmap_scans"}
+TIER_SETTINGS = {
+    "search_rest": "pin_ordered_scan",
+    "search_digits": "pin_bitmap_scans",
+    "search_short": "pin_bitmap_scans",
+}
 
 # The update query's set_<field> parameters: which fields the caller gave.
 _SET_FLAGS = tuple((field, f"set_{field}") for field in CustomerUpdate.model_fields)
@@ -46,14 +50,13 @@ def search_params(search: CustomerSearch) -> dict[str, Any]:
     """The parameters every search tier's query takes (all but its ``limit``)."""
     text = like_escape(search.query)
     digits = digits_of(search.query) if _PHONE_LIKE.match(search.query) else ""
-    short = len(search.query) < _MIN_SUBSTRING
-    filter_pattern = f"%\x1f{text}%" if short else f"%{text}%"
+    filter_pattern = f"%{text}%"
     digit_pattern = f"%{digits}%" if len(digits) >= _MIN_SEARCH_DIGITS else None
     return {
         "prefix": f"{text}%",
-        "pattern": f"{text}%" if short else f"%{text}%",
-        # search_text separates its fields with U+001F: a short query's
-        # e-mail prefix is "U+001F then the query".
+        # What name and e-mail must match: a prefix when the query has no trigram
+        # (search_tiers then asks search_short for the e-mails).
+        "pattern": f"{text}%" if _prefix_only(search.query) else filter_pattern,
         "filter": filter_pattern,
         "exact": digits if len(digits) >= MIN_PHONE_DIGITS else None,
         "digit_pattern": digit_pattern,
@@ -68,14 +71,26 @@ def search_params(search: CustomerSearch) -> dict[str, Any]:
     }
 
 
+def _prefix_only(query: str) -> bool:
+    """Whether ``query`` has no trigram to search by, so that it matches name and e-mail
+    prefixes only: shorter than a trigram, or without a letter or digit (pg_trgm makes
+    trigrams of words, and words of letters and digits)."""
+    return len(query) < _MIN_SUBSTRING or not any(char.isalnum() for char in query)
+
+
 def search_tiers(params: dict[str, Any]) -> list[str]:
     """The search tiers to ask, most relevant first: an exact phone match only for a
     query that is a whole phone number, then names starting with it, then the rest
-    (read in name order, or collected and sorted for a phone fragment)."""
+    (read in name order; or collected and sorted for e-mail prefixes and phone fragments)."""
     exact = ["search_exact"] if params["exact"] is not None else []
     digits = params["digit_pattern"] or "%%"
-    phone_fragment = params["check_fields"] and len(digits) - 2 >= _MIN_SPARSE_DIGITS
-    return [*exact, "search_prefix", "search_digits" if phone_fragment else "search_rest"]
+    if params["pattern"] == params["prefix"]:
+        last = "search_short"
+    elif params["check_fields"] and len(digits) - 2 >= _MIN_SPARSE_DIGITS:
+        last = "search_digits"
+    else:
+        last = "search_rest"
+    return [*exact, "search_prefix", last]
 
 
 def update_params(

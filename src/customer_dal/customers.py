@@ -123,9 +123,9 @@ class CustomerRepository:
         ``%``, ``_`` and ``\\`` are ordinary characters. A query made only of
         digits, spaces and ``+-().`` with at least 3 digits is also matched
         against both phones' digits, whatever their formatting (``777-88`` finds
-        ``555 777 8888``). A query of 1 or 2 characters matches only names and
-        e-mails that *start* with it: shorter than a trigram, a substring
-        search could not use an index.
+        ``555 777 8888``). A query of 1 or 2 characters, or with no letter or
+        digit, matches only names and e-mails that *start* with it: it has no
+        trigram, so a substring search could not use an index.
 
         Results come most relevant first: customers whose phone is the query's
         number, then names starting with the query, then the rest; within each,
