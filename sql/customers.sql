@@ -16,8 +16,9 @@
 -- query's digits when it looks like a whole phone number (else NULL);
 -- %(prefix)s is '<query>%'; %(pattern)s is '%<query>%' (or '<query>%' for a
 -- query of 1-2 characters, which matches prefixes only); %(digit_pattern)s is
--- '%<digits>%' when the query looks like a phone (else NULL), and
--- %(digit_branch)s the same unless it equals %(filter)s. %(filter)s and
+-- '%<digits>%' when the query looks like a phone (else NULL);
+-- %(text_branch)s and %(digit_branch)s are %(filter)s and %(digit_pattern)s,
+-- or NULL where the other finds every match (see search_params). %(filter)s and
 -- %(digit_pattern)s matched against search_folded are a cheap necessary
 -- condition that the trigram indexes can answer. The exact test on name, email
 -- and the digit columns follows when %(check_fields)s: a query with a letter
@@ -148,13 +149,12 @@ LIMIT %(limit)s;
 -- For search_rest: read matches in order from customers_search_ordered_idx,
 -- never collect them all and sort them (which the planner may choose for a
 -- fragment its statistics wrongly think rare, and which costs as much as
--- there are matches). That leaves one plan whatever the query, so a
+-- there are matches): with sorting disabled, only the ordered scan is left. That leaves one plan whatever the query, so a
 -- prepared search_rest keeps it (planning it costs more than running it).
 -- search_rest orders by btree_gist's operator <-> without naming a schema:
 -- btree_gist's schema (extensions, or wherever a DBA put it) goes last on
 -- the search path, where it hides nothing the caller's own schemas name.
 SET LOCAL enable_seqscan = off;
-SET LOCAL enable_bitmapscan = off;
 SET LOCAL enable_sort = off;
 SET LOCAL plan_cache_mode = force_generic_plan;
 SELECT set_config('search_path', format('%s, %I', current_setting('search_path'), n.nspname), true)
@@ -168,15 +168,16 @@ WHERE e.extname = 'btree_gist';
 -- customers by the first 24 bytes of name_folded, then id, and skips every
 -- subtree whose trigrams cannot match, so it reads about as many customers
 -- as it returns, however common the query. A query that looks like a phone
--- runs twice, as text and as digits (%(digit_branch)s: NULL, which
--- matches nothing, when the query is all digits and the text search finds
--- them). The index's order is the search's order except among names
+-- may run twice, as text and as digits (%(text_branch)s, %(digit_branch)s;
+-- NULL, which matches nothing, where one branch finds all), and is looked
+-- for as typed (%(literal_branch)s) in the GIN trigram index: its trigrams
+-- are digits, which every page of the ordered index holds. The index's order is the search's order except among names
 -- that share their first 24 bytes and are longer: those come by id, so the
 -- last such group found is completed and everything sorted by the name
 -- itself.
 WITH nearest AS MATERIALIZED (
     SELECT p.pattern, found.id, found.name_folded
-    FROM (VALUES (customer_dal_fold_text(%(filter)s) COLLATE "C"),
+    FROM (VALUES (customer_dal_fold_text(%(text_branch)s) COLLATE "C"),
                  (%(digit_branch)s COLLATE "C")) AS p (pattern)
     CROSS JOIN LATERAL (
         SELECT m.id, m.name_folded
@@ -197,6 +198,17 @@ WITH nearest AS MATERIALIZED (
                  (m.id + 0) <-> 0
         LIMIT %(limit)s
     ) AS found
+),
+literal AS MATERIALIZED (
+    SELECT m.id, m.name_folded
+    FROM customers AS m
+    WHERE m.search_folded LIKE customer_dal_fold_text(%(literal_branch)s) COLLATE "C"
+      AND (m.is_active OR %(include_inactive)s)
+      AND m.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+      AND (NOT %(check_fields)s
+           OR customer_dal_fold_text(m.name) LIKE customer_dal_fold_text(%(pattern)s)
+           OR customer_dal_fold_text(m.email) LIKE customer_dal_fold_text(%(pattern)s))
+      AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
 ),
 -- The greatest name each pattern found, when it is 24 bytes or longer and
 -- more matches may follow: names sharing its first 24 bytes came by id.
@@ -230,6 +242,8 @@ FROM (
     SELECT id, name_folded FROM nearest
     UNION
     SELECT id, name_folded FROM completed
+    UNION
+    SELECT id, name_folded FROM literal
     ORDER BY name_folded, id
     LIMIT %(limit)s
 ) AS first

@@ -226,11 +226,10 @@ def _plan_of_search_tier(conn: psycopg.Connection[Any], tier: str, query: str) -
 def test_the_last_search_tier_reads_matches_in_order_from_the_ordered_index(
     many_customers: psycopg.Connection[Any], query: str
 ) -> None:
-    """Common or rare, its matches come from the GiST scan in name order, never sorted."""
+    """Common or rare, its matches come from the GiST scan in name order."""
     plan = _plan_of_search_tier(many_customers, "search_rest", query)
     assert "Index Scan using customers_search_ordered_idx" in plan
     assert "Order By: ((customer_dal_name_key(name_folded, 1) <-> " in plan
-    assert "Bitmap" not in plan
 
 
 @pytest.mark.slow

@@ -206,3 +206,14 @@ def test_one_or_two_digits_match_email_prefixes_not_phones(customers: CustomerRe
     customers.create({"name": "Ann Lee", "phone": "155-050-0003"})
     customers.create({"name": "Bob Ray", "phone": "555-050-0004", "email": "15bob@example.com"})
     assert names(customers.search("15")) == ["Bob Ray"]
+
+
+def test_a_phone_typed_with_separators_also_matches_text_as_typed(
+    customers: CustomerRepository,
+) -> None:
+    """Its digits match phones however formatted; the query as typed matches names."""
+    customers.create({"name": "Desk 555-12 North", "phone": "777-000-0001"})
+    customers.create({"name": "Desk (555) South", "phone": "777-000-0002"})
+    customers.create({"name": "Ann Lee", "phone": "555-120-0003"})
+    assert names(customers.search("555-12")) == ["Ann Lee", "Desk 555-12 North"]
+    assert names(customers.search("(555)")) == ["Ann Lee", "Desk (555) South"]

@@ -52,6 +52,14 @@ def search_params(search: CustomerSearch) -> dict[str, Any]:
     digits = digits_of(search.query) if _PHONE_LIKE.match(search.query) else ""
     filter_pattern = f"%{text}%"
     digit_pattern = f"%{digits}%" if len(digits) >= _MIN_SEARCH_DIGITS else None
+    # search_rest reads the matches of each branch in order. A query of digits
+    # alone is its own digit pattern: one branch. One whose digits are one run
+    # ("(555)", "555-") needs no text branch: any text containing the query
+    # contains the run. Any other phone-like query ("555-1") is also looked
+    # for as typed, but its trigrams are digits, on every page of the ordered
+    # index: the GIN index collects those few matches (literal_branch).
+    digit_branch = None if digit_pattern == filter_pattern else digit_pattern
+    phone_text = digit_branch is not None
     return {
         "prefix": f"{text}%",
         # What name and e-mail must match: a prefix when the query has no trigram
@@ -60,10 +68,9 @@ def search_params(search: CustomerSearch) -> dict[str, Any]:
         "filter": filter_pattern,
         "exact": digits if len(digits) >= MIN_PHONE_DIGITS else None,
         "digit_pattern": digit_pattern,
-        # search_rest matches the filter, then (separately, it has its own
-        # trigrams) the digit pattern; a query of digits alone is its own
-        # digit pattern, searched for once.
-        "digit_branch": None if digit_pattern == filter_pattern else digit_pattern,
+        "text_branch": None if phone_text else filter_pattern,
+        "digit_branch": digit_branch,
+        "literal_branch": filter_pattern if phone_text and digits not in search.query else None,
         # Without a letter, the query could match phone digits in search_text
         # that it must not match (a text-only query, a short one): test exactly.
         "check_fields": not any(char.isalpha() for char in search.query),
