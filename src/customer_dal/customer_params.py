@@ -60,11 +60,15 @@ def search_params(search: CustomerSearch) -> dict[str, Any]:
     # index: the GIN index collects those few matches (literal_branch).
     digit_branch = None if digit_pattern == filter_pattern else digit_pattern
     phone_text = digit_branch is not None
+    prefix_only = _prefix_only(search.query)
     return {
         "prefix": f"{text}%",
         # What name and e-mail must match: a prefix when the query has no trigram
         # (search_tiers then asks search_short for the e-mails).
-        "pattern": f"{text}%" if _prefix_only(search.query) else filter_pattern,
+        "pattern": f"{text}%" if prefix_only else filter_pattern,
+        "prefix_only": prefix_only,
+        # (digits is empty unless the query looks like a phone)
+        "phone_fragment": len(digits) >= _MIN_SPARSE_DIGITS,
         "filter": filter_pattern,
         "exact": digits if len(digits) >= MIN_PHONE_DIGITS else None,
         "digit_pattern": digit_pattern,
@@ -90,10 +94,9 @@ def search_tiers(params: dict[str, Any]) -> list[str]:
     query that is a whole phone number, then names starting with it, then the rest
     (read in name order; or collected and sorted for e-mail prefixes and phone fragments)."""
     exact = ["search_exact"] if params["exact"] is not None else []
-    digits = params["digit_pattern"] or "%%"
-    if params["pattern"] == params["prefix"]:
+    if params["prefix_only"]:
         last = "search_short"
-    elif params["check_fields"] and len(digits) - 2 >= _MIN_SPARSE_DIGITS:
+    elif params["phone_fragment"]:
         last = "search_digits"
     else:
         last = "search_rest"
