@@ -149,8 +149,9 @@ LIMIT %(limit)s;
 -- For search_rest: read matches in order from customers_search_ordered_idx,
 -- never collect them all and sort them (which the planner may choose for a
 -- fragment its statistics wrongly think rare, and which costs as much as
--- there are matches): with sorting disabled, only the ordered scan is left. That leaves one plan whatever the query, so a
--- prepared search_rest keeps it (planning it costs more than running it).
+-- there are matches): with sorting disabled, only the ordered scan is left.
+-- That leaves one plan whatever the query, so a prepared search_rest keeps
+-- it (planning it costs more than running it).
 -- search_rest orders by btree_gist's operator <-> without naming a schema:
 -- btree_gist's schema (extensions, or wherever a DBA put it) goes last on
 -- the search path, where it hides nothing the caller's own schemas name.
@@ -171,10 +172,10 @@ WHERE e.extname = 'btree_gist';
 -- may run twice, as text and as digits (%(text_branch)s, %(digit_branch)s;
 -- NULL, which matches nothing, where one branch finds all), and is looked
 -- for as typed (%(literal_branch)s) in the GIN trigram index: its trigrams
--- are digits, which every page of the ordered index holds. The index's order is the search's order except among names
--- that share their first 24 bytes and are longer: those come by id, so the
--- last such group found is completed and everything sorted by the name
--- itself.
+-- are digits, which every page of the ordered index holds. The index's
+-- order is the search's order except among names that share their first
+-- 24 bytes and are longer: those come by id, so the last such group found
+-- is completed and everything sorted by the name itself.
 WITH nearest AS MATERIALIZED (
     SELECT p.pattern, found.id, found.name_folded
     FROM (VALUES (customer_dal_fold_text(%(text_branch)s) COLLATE "C"),
