@@ -99,9 +99,10 @@ WHERE id = %(id)s;
 
 
 -- name: search_settings
--- Plan each search for its own values (a generic plan cannot tell a rare
--- fragment from a common one); never spend milliseconds compiling a plan
--- (JIT) or starting workers (a search reads thousands of rows, not millions).
+-- Plan each tier for its own values: a name prefix is an index range only
+-- when the planner sees it (search_rest's pin asks for the generic plan,
+-- which is the same for every query). Never spend milliseconds compiling a
+-- plan (JIT) or starting workers: a search reads tens of rows, not millions.
 -- Set LOCAL: they end with the search's own transaction or savepoint, so
 -- the caller's session is never changed.
 SET LOCAL plan_cache_mode = force_custom_plan;
