@@ -116,15 +116,19 @@ class Flavour:
             return psycopg.connect(dsn, **options)
         return self._blocking(lambda: psycopg.AsyncConnection.connect(dsn, **options))
 
-    def customers(self, conn: Any) -> Any:
+    def _repository(self, sync: Any, asynchronous: Any, source: Any) -> Any:
+        """``sync(source)``, or ``asynchronous`` on the async object behind ``source``."""
         if self.loop is None:
-            return customer_dal.CustomerRepository(conn)
-        return Blocking(customer_dal.AsyncCustomerRepository(conn._target), self.loop)
+            return sync(source)
+        return Blocking(asynchronous(source._target), self.loop)
+
+    def customers(self, conn: Any) -> Any:
+        return self._repository(
+            customer_dal.CustomerRepository, customer_dal.AsyncCustomerRepository, conn
+        )
 
     def users(self, conn: Any) -> Any:
-        if self.loop is None:
-            return customer_dal.UserRepository(conn)
-        return Blocking(customer_dal.AsyncUserRepository(conn._target), self.loop)
+        return self._repository(customer_dal.UserRepository, customer_dal.AsyncUserRepository, conn)
 
     def pool(self, dsn: str, **options: Any) -> Any:
         """``customer_dal.pool()`` or ``customer_dal.async_pool()``."""
@@ -133,14 +137,14 @@ class Flavour:
         return self._blocking(lambda: customer_dal.async_pool(dsn, **options))
 
     def pooled_customers(self, pool: Any) -> Any:
-        if self.loop is None:
-            return customer_dal.PooledCustomerRepository(pool)
-        return Blocking(customer_dal.AsyncPooledCustomerRepository(pool._target), self.loop)
+        return self._repository(
+            customer_dal.PooledCustomerRepository, customer_dal.AsyncPooledCustomerRepository, pool
+        )
 
     def pooled_users(self, pool: Any) -> Any:
-        if self.loop is None:
-            return customer_dal.PooledUserRepository(pool)
-        return Blocking(customer_dal.AsyncPooledUserRepository(pool._target), self.loop)
+        return self._repository(
+            customer_dal.PooledUserRepository, customer_dal.AsyncPooledUserRepository, pool
+        )
 
     def ask(self, pool: Any, query: str, *, read: bool) -> Any:
         """One value from ``query``, through the pool's ``run_read`` (or ``run``)."""
