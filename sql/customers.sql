@@ -99,85 +99,114 @@ WHERE id = %(id)s;
 
 
 -- name: search_settings
--- Plan each tier for its own values: a name prefix is an index range only
--- when the planner sees it (search_rest's pin asks for the generic plan,
--- which is the same for every query). Never spend milliseconds compiling a
--- plan (JIT) or starting workers: a search reads tens of rows, not millions.
--- Set LOCAL: they end with the search's own transaction or savepoint, so
--- the caller's session is never changed.
-SET LOCAL plan_cache_mode = force_custom_plan;
-SET LOCAL jit = off;
-SET LOCAL max_parallel_workers_per_gather = 0;
+-- Run before search, in its transaction (set_config(..., true) is SET LOCAL,
+-- so nothing outlives the search). search is planned once per connection as
+-- a generic plan (planning it costs more than running it), and its structure
+-- leaves the planner one good plan per step once sorting and reading the
+-- whole table are disabled: without that, a fragment the statistics wrongly
+-- think rare would be collected and sorted, costing as much as it has
+-- matches. Never compile a plan (JIT) or start workers for a search that
+-- reads tens of rows. It orders by btree_gist's operator <-> without naming
+-- a schema: btree_gist's schema (extensions, or wherever a DBA put it) goes
+-- last on the search path, where it hides nothing the caller's own schemas
+-- name. One statement, so that it can share a round trip with search.
+SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
+       set_config('enable_seqscan', 'off', true),
+       set_config('enable_sort', 'off', true),
+       set_config('jit', 'off', true),
+       set_config('max_parallel_workers_per_gather', '0', true),
+       set_config('search_path',
+                  concat_ws(', ', current_setting('search_path'),
+                            (SELECT quote_ident(n.nspname)
+                             FROM pg_extension AS e
+                             JOIN pg_namespace AS n ON n.oid = e.extnamespace
+                             WHERE e.extname = 'btree_gist')),
+                  true);
 
 
--- name: pin_bitmap_scans
--- For search_digits and search_short: answer from the trigram or e-mail
--- index, never by reading the table or walking an ordered index (which, for
--- a fragment the statistics wrongly think common, reads every row).
-SET LOCAL enable_seqscan = off;
-SET LOCAL enable_indexscan = off;
-SET LOCAL enable_indexonlyscan = off;
-
-
--- name: search_exact
--- Tier 0: the query is a whole phone number, typed in any format.
-SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
-       c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
-FROM customers AS c
-LEFT JOIN users AS u ON u.id = c.created_by_id
-WHERE (c.is_active OR %(include_inactive)s)
-  AND (c.phone_digits = %(exact)s OR c.phone_secondary_digits = %(exact)s)
-ORDER BY c.name_folded, c.id
-LIMIT %(limit)s;
-
-
--- name: search_prefix
--- Tier 1: folded names starting with the folded query (a range of
--- customers_folded_order_idx, read in order, so a common prefix costs no more
--- than a rare one).
-SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
-       c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
-FROM customers AS c
-LEFT JOIN users AS u ON u.id = c.created_by_id
-WHERE (c.is_active OR %(include_inactive)s)
-  AND c.name_folded LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
-  AND (c.phone_digits = %(exact)s OR c.phone_secondary_digits = %(exact)s) IS NOT TRUE
-ORDER BY c.name_folded, c.id
-LIMIT %(limit)s;
-
-
--- name: pin_ordered_scan
--- For search_rest: read matches in order from customers_search_ordered_idx,
--- never collect them all and sort them (which the planner may choose for a
--- fragment its statistics wrongly think rare, and which costs as much as
--- there are matches): with sorting disabled, only the ordered scan is left.
--- That leaves one plan whatever the query, so a prepared search_rest keeps
--- it (planning it costs more than running it).
--- search_rest orders by btree_gist's operator <-> without naming a schema:
--- btree_gist's schema (extensions, or wherever a DBA put it) goes last on
--- the search path, where it hides nothing the caller's own schemas name.
-SET LOCAL enable_seqscan = off;
-SET LOCAL enable_sort = off;
-SET LOCAL plan_cache_mode = force_generic_plan;
-SELECT set_config('search_path', format('%s, %I', current_setting('search_path'), n.nspname), true)
-FROM pg_extension AS e JOIN pg_namespace AS n ON n.oid = e.extnamespace
-WHERE e.extname = 'btree_gist';
-
-
--- name: search_rest
--- Tier 2: the other matches, read in name order from
--- customers_search_ordered_idx (migration 0010): its ordered scan returns
--- customers by the first 24 bytes of name_folded, then id, and skips every
--- subtree whose trigrams cannot match, so it reads about as many customers
--- as it returns, however common the query. A query that looks like a phone
--- may run twice, as text and as digits (%(text_branch)s, %(digit_branch)s;
--- NULL, which matches nothing, where one branch finds all), and is looked
--- for as typed (%(literal_branch)s) in the GIN trigram index: its trigrams
--- are digits, which every page of the ordered index holds. The index's
--- order is the search's order except among names that share their first
--- 24 bytes and are longer: those come by id, so the last such group found
--- is completed and everything sorted by the name itself.
-WITH nearest AS MATERIALIZED (
+-- name: search
+-- One page of search results, its tiers in one statement (each tier takes
+-- what the tiers before it left of %(limit)s):
+--   0. exact: the query is a whole phone number, typed in any format;
+--   1. prefixed: folded names starting with the folded query, a range of
+--      customers_folded_order_idx read in order (written as a range, with
+--      U+10FFFF, a noncharacter, as its end, so that the generic plan can
+--      use it; LIKE then tests exactly);
+--   2. the other matches, in one of three ways chosen by the query's flags:
+--      - rest (a query with a trigram): first a walk of the first %(walk)s
+--        names in order (index-only), which answers a dense query such as an
+--        e-mail domain; when the walk finds too few, the matches are read in
+--        name order from customers_search_ordered_idx (migration 0010),
+--        whose ordered scan skips every subtree whose trigrams cannot match,
+--        so it reads about as many customers as it returns, however common
+--        the query. A query that looks like a phone may run twice, as text
+--        and as digits (%(text_branch)s, %(digit_branch)s; NULL, which
+--        matches nothing, where one branch finds all), and is looked for as
+--        typed (%(literal_branch)s) in the GIN trigram index: its trigrams
+--        are digits, which every page of the ordered index holds. The
+--        index's order is the search's order except among names that share
+--        their first 24 bytes and are longer: those come by id, so the last
+--        such group found is completed and everything sorted by the name;
+--      - digits (%(phone_fragment)s: 7 or more digits and no letter): phone
+--        numbers follow no name order, so the ordered index could rule out
+--        few pages, but a run of 7 digits is rare among phones: collect the
+--        matches from the GIN trigram index and sort them;
+--      - short (%(prefix_only)s: no trigram to search by): e-mails starting
+--        with the query, collected from customers_email_folded_idx and sorted.
+-- Collections are MATERIALIZED CTEs, sorted by (name_folded, id) alone, then
+-- the page's few customers are read in full. A tier given no rows to find
+-- (LIMIT 0) runs nothing.
+WITH exact AS MATERIALIZED (
+    SELECT m.id, m.name_folded
+    FROM customers AS m
+    WHERE (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s)
+      AND (m.is_active OR %(include_inactive)s)
+),
+exact_first AS MATERIALIZED (
+    SELECT id, name_folded
+    FROM exact
+    ORDER BY name_folded, id
+    LIMIT %(limit)s
+),
+prefixed AS MATERIALIZED (
+    SELECT m.id, m.name_folded
+    FROM customers AS m
+    WHERE m.name_folded >= customer_dal_fold_text(%(query)s) COLLATE "C"
+      AND m.name_folded < (customer_dal_fold_text(%(query)s) || chr(1114111)) COLLATE "C"
+      AND m.name_folded LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+      AND (m.is_active OR %(include_inactive)s)
+      AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
+    ORDER BY m.name_folded, m.id
+    LIMIT %(limit)s - (SELECT count(*) FROM exact_first)
+),
+-- How many customers tier 2 is to find, for the way the query's flags choose.
+wanted AS MATERIALIZED (
+    SELECT CASE WHEN NOT (%(prefix_only)s OR %(phone_fragment)s) THEN t.n ELSE 0 END AS rest,
+           CASE WHEN %(phone_fragment)s THEN t.n ELSE 0 END AS digits,
+           CASE WHEN %(prefix_only)s THEN t.n ELSE 0 END AS short
+    FROM (SELECT %(limit)s - (SELECT count(*) FROM exact_first)
+                           - (SELECT count(*) FROM prefixed) AS n) AS t
+),
+-- The matches among the first %(walk)s names (0 unless the query has a
+-- letter: then it is no phone, and only search_folded can match it). When
+-- they are all tier 2 wants, they are its answer: no earlier name matched.
+walked AS MATERIALIZED (
+    SELECT w.id, w.name_folded
+    FROM (
+        SELECT m.id, m.name_folded, m.search_folded, m.is_active
+        FROM customers AS m
+        ORDER BY m.name_folded, m.id
+        LIMIT %(walk)s
+    ) AS w
+    WHERE w.search_folded LIKE customer_dal_fold_text(%(text_branch)s) COLLATE "C"
+      AND (w.is_active OR %(include_inactive)s)
+      AND w.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+    LIMIT (SELECT rest FROM wanted)
+),
+walk_answers AS MATERIALIZED (
+    SELECT (SELECT count(*) FROM walked) = (SELECT rest FROM wanted) AS done
+),
+nearest AS MATERIALIZED (
     SELECT p.pattern, found.id, found.name_folded
     FROM (VALUES (customer_dal_fold_text(%(text_branch)s) COLLATE "C"),
                  (%(digit_branch)s COLLATE "C")) AS p (pattern)
@@ -198,8 +227,9 @@ WITH nearest AS MATERIALIZED (
                  customer_dal_name_key(m.name_folded, 3) <-> 0,
                  customer_dal_name_key(m.name_folded, 4) <-> 0,
                  (m.id + 0) <-> 0
-        LIMIT %(limit)s
+        LIMIT (SELECT rest FROM wanted)
     ) AS found
+    WHERE NOT (SELECT done FROM walk_answers)
 ),
 literal AS MATERIALIZED (
     SELECT m.id, m.name_folded
@@ -218,7 +248,7 @@ last_group AS (
     SELECT pattern, max(name_folded) AS name_folded
     FROM nearest
     GROUP BY pattern
-    HAVING count(*) = %(limit)s AND octet_length(max(name_folded)) >= 24
+    HAVING count(*) = (SELECT rest FROM wanted) AND octet_length(max(name_folded)) >= 24
 ),
 completed AS (
     SELECT m.id, m.name_folded
@@ -237,39 +267,24 @@ completed AS (
            OR m.phone_digits LIKE %(digit_pattern)s
            OR m.phone_secondary_digits LIKE %(digit_pattern)s)
       AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
-)
-SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
-       c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
-FROM (
-    SELECT id, name_folded FROM nearest
-    UNION
-    SELECT id, name_folded FROM completed
-    UNION
-    SELECT id, name_folded FROM literal
-    ORDER BY name_folded, id
-    LIMIT %(limit)s
-) AS first
-JOIN customers AS c ON c.id = first.id
-LEFT JOIN users AS u ON u.id = c.created_by_id
-ORDER BY first.name_folded, first.id;
-
-
--- name: search_digits
--- Tier 2 for a query of 7 or more digits and no letter, such as a phone
--- fragment. Phone numbers follow no name order, so every page of
--- customers_search_ordered_idx holds most digit trigrams and its ordered scan
--- could rule out few of them; but a run of 7 digits is rare among phones.
--- Collect the matches from the GIN trigram index on search_folded, test them
--- and keep the first few in order, carrying only the sort key (sorting whole
--- rows costs more than finding them); then read those few in full.
-SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
-       c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
-FROM (
+),
+rest AS (
+    SELECT id, name_folded FROM walked WHERE (SELECT done FROM walk_answers)
+    UNION ALL
+    (SELECT id, name_folded FROM nearest
+     UNION
+     SELECT id, name_folded FROM completed
+     UNION
+     SELECT id, name_folded FROM literal
+     ORDER BY name_folded, id
+     LIMIT (SELECT rest FROM wanted))
+),
+digit_matches AS MATERIALIZED (
     SELECT m.id, m.name_folded
     FROM customers AS m
-    WHERE (m.is_active OR %(include_inactive)s)
-      AND (m.search_folded LIKE customer_dal_fold_text(%(filter)s) COLLATE "C"
+    WHERE (m.search_folded LIKE customer_dal_fold_text(%(filter)s) COLLATE "C"
            OR m.search_folded LIKE %(digit_pattern)s)
+      AND (m.is_active OR %(include_inactive)s)
       AND m.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
       AND (NOT %(check_fields)s
            OR customer_dal_fold_text(m.name) LIKE customer_dal_fold_text(%(pattern)s)
@@ -277,39 +292,40 @@ FROM (
            OR m.phone_digits LIKE %(digit_pattern)s
            OR m.phone_secondary_digits LIKE %(digit_pattern)s)
       AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
-    ORDER BY m.name_folded, m.id
-    LIMIT %(limit)s
-) AS first
-JOIN customers AS c ON c.id = first.id
-LEFT JOIN users AS u ON u.id = c.created_by_id
-ORDER BY first.name_folded, first.id;
-
-
--- name: search_short
--- Tier 2 for a query with no trigram to search by (1-2 characters, or no
--- letter or digit): e-mails starting with it, collected from
--- customers_email_folded_idx (names starting with it were tier 1); only
--- (name_folded, id) is sorted, then the first few are read in full. Reading
--- customers in name order instead, as the planner may like to for a LIMIT,
--- would read them all when few e-mails start with the query.
-WITH matched AS MATERIALIZED (
+),
+email_prefixed AS MATERIALIZED (
     SELECT m.id, m.name_folded
     FROM customers AS m
-    WHERE customer_dal_fold_text(m.email) COLLATE "C" LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+    WHERE customer_dal_fold_text(m.email) COLLATE "C"
+              >= customer_dal_fold_text(%(query)s) COLLATE "C"
+      AND customer_dal_fold_text(m.email) COLLATE "C"
+              < (customer_dal_fold_text(%(query)s) || chr(1114111)) COLLATE "C"
+      AND customer_dal_fold_text(m.email) COLLATE "C" LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
       AND (m.is_active OR %(include_inactive)s)
       AND m.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
       AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
+),
+found AS (
+    SELECT 0 AS tier, id, name_folded FROM exact_first
+    UNION ALL
+    SELECT 1, id, name_folded FROM prefixed
+    UNION ALL
+    SELECT 2, id, name_folded FROM rest
+    UNION ALL
+    (SELECT 2, id, name_folded FROM digit_matches
+     ORDER BY name_folded, id
+     LIMIT (SELECT digits FROM wanted))
+    UNION ALL
+    (SELECT 2, id, name_folded FROM email_prefixed
+     ORDER BY name_folded, id
+     LIMIT (SELECT short FROM wanted))
 )
 SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
        c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
-FROM (
-    SELECT id, name_folded FROM matched
-    ORDER BY name_folded, id
-    LIMIT %(limit)s
-) AS first
-JOIN customers AS c ON c.id = first.id
+FROM found AS f
+JOIN customers AS c ON c.id = f.id
 LEFT JOIN users AS u ON u.id = c.created_by_id
-ORDER BY first.name_folded, first.id;
+ORDER BY f.tier, f.name_folded, f.id;
 
 
 -- name: list_page

@@ -366,15 +366,12 @@ SEARCH_SETTINGS = [  # what search's SET LOCALs change (sql/customers.sql)
     "jit",
     "max_parallel_workers_per_gather",
     "enable_seqscan",
-    "enable_indexscan",
-    "enable_indexonlyscan",
-    "enable_bitmapscan",
     "enable_sort",
     "search_path",
 ]
 
 
-# Text read in name order (search_rest), and a phone fragment collected and sorted (search_digits).
+# Text read in name order (the rest tier), and a phone fragment collected and sorted (digits).
 @pytest.mark.parametrize("query", ["ann", "zz-no-match-zz", "555-1234"])
 def test_a_search_changes_no_setting_of_the_callers_transaction(
     dsn: str, query: str, flavour: Flavour
@@ -393,8 +390,9 @@ def test_a_search_changes_no_setting_of_the_callers_transaction(
 def test_a_search_on_an_autocommit_connection_keeps_its_prepared_statements(
     dsn: str, query: str, flavour: Flavour
 ) -> None:
-    """Its SET LOCALs end with a commit: a rollback would make psycopg deallocate every
-    prepared statement of the connection, and the next get would be planned anew."""
+    """Its SET LOCALs end with its implicit transaction, which commits: a rollback would
+    make psycopg deallocate every prepared statement of the connection, and the next
+    get would be planned anew."""
     with flavour.connect(dsn) as conn:
         customers = flavour.customers(conn)
         ann = customers.create({"name": "Ann Lee", "phone": "555-123-4567"})

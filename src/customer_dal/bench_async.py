@@ -26,7 +26,7 @@ from typing import Any, TextIO
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from .customer_params import TIER_SETTINGS, search_params, search_tiers
+from .customer_params import search_params
 from .customers import CustomerRepository
 from .customers_async import AsyncCustomerRepository
 from .db import connection_settings
@@ -128,20 +128,12 @@ async def _raw_call(opened: AsyncConnectionPool[Any], item: Call) -> None:
         if name == "get":
             await _rows(conn, sql["get"], {"id": argument, "include_inactive": False})
             return
-        wanted = SEARCH_LIMIT
         params = search_params(
-            CustomerSearch(query=argument, include_inactive=False, limit=wanted, offset=0)
+            CustomerSearch(query=argument, include_inactive=False, limit=SEARCH_LIMIT, offset=0)
         )
-        async with conn.transaction(force_rollback=True):
+        async with conn.pipeline():
             await conn.execute(sql["search_settings"].sql)
-            found: list[Any] = []
-            for tier in search_tiers(params):
-                limited = {**params, "limit": wanted - len(found)}
-                if tier in TIER_SETTINGS:
-                    await conn.execute(sql[TIER_SETTINGS[tier]].sql)
-                found += await _rows(conn, sql[tier], limited)
-                if len(found) >= wanted:
-                    break
+            await _rows(conn, sql["search"], params)
 
 
 async def _rows(conn: psycopg.AsyncConnection[Any], query: Query, params: Any) -> list[Any]:

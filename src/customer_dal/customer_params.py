@@ -3,7 +3,7 @@
 Pure and free of I/O, so the async repository and its generated sync twin
 (:mod:`customer_dal.customers_async`, :mod:`customer_dal.customers`) share one
 copy of every decision that is not a round trip: how a search query becomes
-patterns, which search tiers run and in which order, what an update sets.
+patterns and flags that choose the search's last tier, what an update sets.
 """
 
 from __future__ import annotations
@@ -14,13 +14,7 @@ from typing import Any
 from .models import MIN_PHONE_DIGITS, CustomerSearch, CustomerUpdate
 from .models import phone_digits as digits_of
 
-__all__ = [
-    "TIER_SETTINGS",
-    "like_escape",
-    "search_params",
-    "search_tiers",
-    "update_params",
-]
+__all__ = ["like_escape", "search_params", "update_params"]
 
 # A query that looks like a phone number: digits and the usual separators only.
 _PHONE_LIKE = re.compile(r"^[0-9 +\-().]+$")
@@ -28,14 +22,15 @@ _MIN_SEARCH_DIGITS = 3
 # Shorter queries have no trigram: they match name and e-mail prefixes only.
 _MIN_SUBSTRING = 3
 # A query of this many digits (and no letter) is rare among phones: its last
-# tier collects the matches and sorts them (search_digits).
+# tier collects the matches and sorts them (digits).
 _MIN_SPARSE_DIGITS = 7
-# The settings query each last tier runs under (see sql/customers.sql).
-TIER_SETTINGS = {
-    "search_rest": "pin_ordered_scan",
-    "search_digits": "pin_bitmap_scans",
-    "search_short": "pin_bitmap_scans",
-}
+# How many names, per customer wanted, the search walks in name order before
+# it turns to the ordered index: a query matching one name in 8 or more (an
+# e-mail domain) is answered by the walk alone, which costs about as much as
+# the few index pages it reads; any other query wastes that much.
+_WALK_PER_RESULT = 8
+# (and never more than this, which deep pages would ask for)
+_MAX_WALK = 2_000
 
 # The update query's set_<field> parameters: which fields the caller gave.
 _SET_FLAGS = tuple((field, f"set_{field}") for field in CustomerUpdate.model_fields)
@@ -47,12 +42,13 @@ def like_escape(text: str) -> str:
 
 
 def search_params(search: CustomerSearch) -> dict[str, Any]:
-    """The parameters every search tier's query takes (all but its ``limit``)."""
+    """The search query's parameters (see sql/customers.sql): a page of
+    ``offset + limit`` customers, from which the caller slices its own."""
     text = like_escape(search.query)
     digits = digits_of(search.query) if _PHONE_LIKE.match(search.query) else ""
     filter_pattern = f"%{text}%"
     digit_pattern = f"%{digits}%" if len(digits) >= _MIN_SEARCH_DIGITS else None
-    # search_rest reads the matches of each branch in order. A query of digits
+    # The rest tier reads the matches of each branch in order. A query of digits
     # alone is its own digit pattern: one branch. One whose digits are one run
     # ("(555)", "555-") needs no text branch: any text containing the query
     # contains the run. Any other phone-like query ("555-1") is also looked
@@ -61,10 +57,17 @@ def search_params(search: CustomerSearch) -> dict[str, Any]:
     digit_branch = None if digit_pattern == filter_pattern else digit_pattern
     phone_text = digit_branch is not None
     prefix_only = _prefix_only(search.query)
+    limit = search.offset + search.limit
+    # A query with a letter is no phone: its text is all it can match, which
+    # the index-only walk can test (prefix-only queries match no substring).
+    walkable = not prefix_only and any(char.isalpha() for char in search.query)
     return {
+        "query": search.query,
+        "limit": limit,
+        "walk": min(_WALK_PER_RESULT * limit, _MAX_WALK) if walkable else 0,
         "prefix": f"{text}%",
         # What name and e-mail must match: a prefix when the query has no trigram
-        # (search_tiers then asks search_short for the e-mails).
+        # (the last tier is then e-mail prefixes).
         "pattern": f"{text}%" if prefix_only else filter_pattern,
         "prefix_only": prefix_only,
         # (digits is empty unless the query looks like a phone)
@@ -87,20 +90,6 @@ def _prefix_only(query: str) -> bool:
     prefixes only: shorter than a trigram, or without a letter or digit (pg_trgm makes
     trigrams of words, and words of letters and digits)."""
     return len(query) < _MIN_SUBSTRING or not any(char.isalnum() for char in query)
-
-
-def search_tiers(params: dict[str, Any]) -> list[str]:
-    """The search tiers to ask, most relevant first: an exact phone match only for a
-    query that is a whole phone number, then names starting with it, then the rest
-    (read in name order; or collected and sorted for e-mail prefixes and phone fragments)."""
-    exact = ["search_exact"] if params["exact"] is not None else []
-    if params["prefix_only"]:
-        last = "search_short"
-    elif params["phone_fragment"]:
-        last = "search_digits"
-    else:
-        last = "search_rest"
-    return [*exact, "search_prefix", last]
 
 
 def update_params(

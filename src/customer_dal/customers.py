@@ -10,7 +10,7 @@ from typing import Any, NoReturn, TypeVar
 import psycopg
 
 from .calls import execute, run_call
-from .customer_params import TIER_SETTINGS, like_escape, search_params, search_tiers, update_params
+from .customer_params import like_escape, search_params, update_params
 from .errors import (
     ConstraintViolationError,
     DuplicatePhoneError,
@@ -139,25 +139,14 @@ class CustomerRepository:
             query=query, include_inactive=include_inactive, limit=limit, offset=offset
         )
         params = search_params(search)
-        wanted = search.offset + search.limit
 
-        def tiers() -> list[Customer]:
-            found: list[Customer] = []
+        def page() -> list[Customer]:
             execute(self._cursors.values, self._queries["search_settings"])
-            for tier in search_tiers(params):
-                found += self._search_tier(tier, {**params, "limit": wanted - len(found)})
-                if len(found) >= wanted:
-                    break
-            return found
+            return self._fetch_customers("search", params)
 
-        # undo: its SET LOCALs end with the call, even inside a caller's transaction.
-        return run_call(self._conn, tiers, statements=2, undo=True)[search.offset : wanted]
-
-    def _search_tier(self, tier: str, params: dict[str, Any]) -> list[Customer]:
-        """One search tier's customers, at most ``params["limit"]`` of them."""
-        if tier in TIER_SETTINGS:
-            execute(self._cursors.values, self._queries[TIER_SETTINGS[tier]])
-        return self._fetch_customers(tier, params)
+        # undo: its settings end with the call, even inside a caller's transaction.
+        found = run_call(self._conn, page, statements=2, undo=True)
+        return found[search.offset :]
 
     def list(
         self, *, page: int = 1, per_page: int = 20, include_inactive: bool = False

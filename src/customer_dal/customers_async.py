@@ -9,13 +9,7 @@ from typing import Any, NoReturn, TypeVar
 import psycopg
 
 from .calls_async import execute, run_call
-from .customer_params import (
-    TIER_SETTINGS,
-    like_escape,
-    search_params,
-    search_tiers,
-    update_params,
-)
+from .customer_params import like_escape, search_params, update_params
 from .errors import (
     ConstraintViolationError,
     DuplicatePhoneError,
@@ -144,25 +138,14 @@ class AsyncCustomerRepository:
             query=query, include_inactive=include_inactive, limit=limit, offset=offset
         )
         params = search_params(search)
-        wanted = search.offset + search.limit
 
-        async def tiers() -> list[Customer]:
-            found: list[Customer] = []
+        async def page() -> list[Customer]:
             await execute(self._cursors.values, self._queries["search_settings"])
-            for tier in search_tiers(params):
-                found += await self._search_tier(tier, {**params, "limit": wanted - len(found)})
-                if len(found) >= wanted:
-                    break
-            return found
+            return await self._fetch_customers("search", params)
 
-        # undo: its SET LOCALs end with the call, even inside a caller's transaction.
-        return (await run_call(self._conn, tiers, statements=2, undo=True))[search.offset : wanted]
-
-    async def _search_tier(self, tier: str, params: dict[str, Any]) -> list[Customer]:
-        """One search tier's customers, at most ``params["limit"]`` of them."""
-        if tier in TIER_SETTINGS:
-            await execute(self._cursors.values, self._queries[TIER_SETTINGS[tier]])
-        return await self._fetch_customers(tier, params)
+        # undo: its settings end with the call, even inside a caller's transaction.
+        found = await run_call(self._conn, page, statements=2, undo=True)
+        return found[search.offset :]
 
     async def list(
         self, *, page: int = 1, per_page: int = 20, include_inactive: bool = False
