@@ -57,6 +57,7 @@ NAMES = {
     "AsyncConnection": "Connection",
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncCursor": "Cursor",
+    "AsyncRawCursor": "RawCursor",
     "AsyncCursors": "Cursors",
     "AsyncCustomerRepository": "CustomerRepository",
     "AsyncPool": "Pool",

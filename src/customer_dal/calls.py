@@ -61,13 +61,15 @@ _ROLL_BACK = "ROLLBACK TO SAVEPOINT customer_dal_call; RELEASE SAVEPOINT custome
 
 
 def execute(
-    cursor: psycopg.Cursor[Row], query: Query, params: Mapping[str, Any] | None = None
-) -> psycopg.Cursor[Row]:
-    """``cursor.execute(query.sql, params)``, logged at DEBUG when that is enabled."""
+    cursor: psycopg.RawCursor[Row], query: Query, params: Mapping[str, Any] | None = None
+) -> psycopg.RawCursor[Row]:
+    """Run ``query`` with ``params`` (by name) on a raw cursor, logged at DEBUG when that
+    is enabled."""
+    values = query.values(params)
     if not log.isEnabledFor(logging.DEBUG):  # the hot path: one cached check
-        return cursor.execute(query.sql, params)
+        return cursor.execute(query.native_sql, values)
     started = time.perf_counter()
-    cursor.execute(query.sql, params)
+    cursor.execute(query.native_sql, values)
     elapsed_ms = (time.perf_counter() - started) * 1000
     log.debug("%s: %.2f ms, %d rows", query.name, elapsed_ms, cursor.rowcount)
     return cursor

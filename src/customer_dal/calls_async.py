@@ -60,13 +60,15 @@ _ROLL_BACK = "ROLLBACK TO SAVEPOINT customer_dal_call; RELEASE SAVEPOINT custome
 
 
 async def execute(
-    cursor: psycopg.AsyncCursor[Row], query: Query, params: Mapping[str, Any] | None = None
-) -> psycopg.AsyncCursor[Row]:
-    """``cursor.execute(query.sql, params)``, logged at DEBUG when that is enabled."""
+    cursor: psycopg.AsyncRawCursor[Row], query: Query, params: Mapping[str, Any] | None = None
+) -> psycopg.AsyncRawCursor[Row]:
+    """Run ``query`` with ``params`` (by name) on a raw cursor, logged at DEBUG when that
+    is enabled."""
+    values = query.values(params)
     if not log.isEnabledFor(logging.DEBUG):  # the hot path: one cached check
-        return await cursor.execute(query.sql, params)
+        return await cursor.execute(query.native_sql, values)
     started = time.perf_counter()
-    await cursor.execute(query.sql, params)
+    await cursor.execute(query.native_sql, values)
     elapsed_ms = (time.perf_counter() - started) * 1000
     log.debug("%s: %.2f ms, %d rows", query.name, elapsed_ms, cursor.rowcount)
     return cursor

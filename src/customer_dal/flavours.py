@@ -4,7 +4,8 @@ The repositories are written once, async (``*_async.py``); ``tools/async_to_sync
 generates the sync modules from them, renaming ``AsyncX`` to ``X``. What cannot
 be the same code in both lives here, each pair side by side:
 
-* **Cursors.** Creating a cursor costs about as much client CPU as the rest of
+* **Cursors** (raw ones: the queries carry PostgreSQL's own placeholders, see
+  :mod:`customer_dal.queries`). Creating a cursor costs about as much client CPU as the rest of
   a sync call, so :class:`Cursors` keeps one pair per thread (psycopg cursors
   must not be shared by threads; the connection may be). Async tasks share a
   thread, and a cursor shared by two tasks on one connection would hand one
@@ -36,15 +37,15 @@ class Cursors(threading.local):
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
-        self.customers = conn.cursor(row_factory=_customer_row)
+        self.customers = psycopg.RawCursor(conn, row_factory=_customer_row)
 
     @functools.cached_property
-    def values(self) -> psycopg.Cursor[tuple[Any, ...]]:
+    def values(self) -> psycopg.RawCursor[tuple[Any, ...]]:
         """Made on first use: get, create and update never need it, and a repository
         built per request should cost no more than the cursors it uses."""
         # Its own row factory: a connection opened with row_factory=dict_row
         # must not change what _fetch_value reads.
-        return self.conn.cursor(row_factory=tuple_row)
+        return psycopg.RawCursor(self.conn, row_factory=tuple_row)
 
 
 class AsyncCursors:
@@ -54,12 +55,12 @@ class AsyncCursors:
         self.conn = conn
 
     @property
-    def customers(self) -> psycopg.AsyncCursor[Customer]:
-        return self.conn.cursor(row_factory=_customer_row)
+    def customers(self) -> psycopg.AsyncRawCursor[Customer]:
+        return psycopg.AsyncRawCursor(self.conn, row_factory=_customer_row)
 
     @property
-    def values(self) -> psycopg.AsyncCursor[tuple[Any, ...]]:
-        return self.conn.cursor(row_factory=tuple_row)
+    def values(self) -> psycopg.AsyncRawCursor[tuple[Any, ...]]:
+        return psycopg.AsyncRawCursor(self.conn, row_factory=tuple_row)
 
 
 def require_connection(conn: object, expected: type, repository: object) -> None:

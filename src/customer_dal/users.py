@@ -32,7 +32,7 @@ class UserRepository:
         self._queries = load_queries("users.sql")
 
     def _fetch_user(self, query: Query, params: dict[str, Any]) -> User | None:
-        cursor = execute(self._conn.cursor(row_factory=_user_row), query, params)
+        cursor = execute(psycopg.RawCursor(self._conn, row_factory=_user_row), query, params)
         return cursor.fetchone()
 
     def create(self, full_name: str, email: str | None = None) -> User:

@@ -31,7 +31,9 @@ class AsyncUserRepository:
         self._queries = load_queries("users.sql")
 
     async def _fetch_user(self, query: Query, params: dict[str, Any]) -> User | None:
-        cursor = await execute(self._conn.cursor(row_factory=_user_row), query, params)
+        cursor = await execute(
+            psycopg.AsyncRawCursor(self._conn, row_factory=_user_row), query, params
+        )
         return await cursor.fetchone()
 
     async def create(self, full_name: str, email: str | None = None) -> User:
