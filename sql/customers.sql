@@ -99,18 +99,29 @@ WHERE id = %(id)s;
 
 
 -- name: search_settings
--- Run before search, in its transaction (set_config(..., true) is SET LOCAL,
--- so nothing outlives the search). search is planned once per connection as
--- a generic plan (planning it costs more than running it), and its structure
--- leaves the planner one good plan per step once sorting and reading the
--- whole table are disabled: without that, a fragment the statistics wrongly
--- think rare would be collected and sorted, costing as much as it has
--- matches. Never compile a plan (JIT) or start workers for a search that
--- reads tens of rows. It orders by btree_gist's operator <-> without naming
--- a schema: btree_gist's schema (extensions, or wherever a DBA put it) goes
--- last on the search path, where it hides nothing the caller's own schemas
--- name. One statement, so that it can share a round trip with search.
-SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
+-- Run before each search statement, in its transaction (set_config(..., true)
+-- is SET LOCAL, so nothing outlives the search), and say which search the
+-- schema is ready for (search_level, below). The search statements are
+-- planned once per connection as generic plans (planning them costs more
+-- than running them), and their structure leaves the planner one good plan
+-- per step once sorting and reading the whole table are disabled: without
+-- that, a fragment the statistics wrongly think rare would be collected and
+-- sorted, costing as much as it has matches. Never compile a plan (JIT) or
+-- start workers for a search that reads tens of rows. search orders by
+-- btree_gist's operator <-> without naming a schema: btree_gist's schema
+-- (extensions, or wherever a DBA put it) goes last on the search path, where
+-- it hides nothing the caller's own schemas name. One statement, so that it
+-- shares a round trip with the search.
+--
+-- Its first column names the search statement the indexes are ready for,
+-- while a migration builds them (CREATE INDEX CONCURRENTLY leaves an index
+-- invalid until it is complete): search once 0010's indexes are valid, else
+-- search_folded once 0008's are (it builds them after filling its columns),
+-- else search_legacy (the columns of 0006). search runs only when it is the
+-- one (customer_dal.search_ready_for).
+SELECT s.ready_for,
+       set_config('customer_dal.search_ready_for', s.ready_for, true),
+       set_config('plan_cache_mode', 'force_generic_plan', true),
        set_config('enable_seqscan', 'off', true),
        set_config('enable_sort', 'off', true),
        set_config('jit', 'off', true),
@@ -121,7 +132,20 @@ SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
                              FROM pg_extension AS e
                              JOIN pg_namespace AS n ON n.oid = e.extnamespace
                              WHERE e.extname = 'btree_gist')),
-                  true);
+                  true)
+FROM (
+    SELECT CASE
+               WHEN count(*) FILTER (WHERE r.needed_by = 'search') = 2 THEN 'search'
+               WHEN count(*) FILTER (WHERE r.needed_by = 'search_folded') = 2 THEN 'search_folded'
+               ELSE 'search_legacy'
+           END AS ready_for
+    FROM (VALUES ('customers_search_ordered_idx', 'search'),
+                 ('customers_email_folded_idx', 'search'),
+                 ('customers_folded_order_idx', 'search_folded'),
+                 ('customers_search_folded_trgm_idx', 'search_folded')) AS r (index_name, needed_by)
+    JOIN pg_index AS i ON i.indexrelid = to_regclass(r.index_name)
+    WHERE i.indisvalid
+) AS s;
 
 
 -- name: search
@@ -325,7 +349,176 @@ SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.
 FROM found AS f
 JOIN customers AS c ON c.id = f.id
 LEFT JOIN users AS u ON u.id = c.created_by_id
+-- Nothing runs while 0010's indexes are being built: without them, the
+-- ordered scan would read and sort the whole table.
+WHERE current_setting('customer_dal.search_ready_for') = 'search'
 ORDER BY f.tier, f.name_folded, f.id;
+
+
+-- name: search_folded
+-- search, for a schema whose 0010 indexes are not ready yet (a migration is
+-- building them): the same tiers, from 0008's indexes. The rest tier walks
+-- the first 50,000 names in order (tens of milliseconds at 1,000,000
+-- customers), which finds the common fragments; when that finds too few, it
+-- collects the matches from the GIN trigram index and sorts them (as long as
+-- there are matches: 200 ms for 44,000). Slower than search, but only while
+-- a migration runs. A query without a trigram matches name prefixes only
+-- (e-mail prefixes need 0010's index).
+WITH exact AS MATERIALIZED (
+    SELECT m.id, m.name_folded
+    FROM customers AS m
+    WHERE (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s)
+      AND (m.is_active OR %(include_inactive)s)
+),
+exact_first AS MATERIALIZED (
+    SELECT id, name_folded FROM exact ORDER BY name_folded, id LIMIT %(limit)s
+),
+prefixed AS MATERIALIZED (
+    SELECT m.id, m.name_folded
+    FROM customers AS m
+    WHERE m.name_folded >= customer_dal_fold_text(%(query)s) COLLATE "C"
+      AND m.name_folded < (customer_dal_fold_text(%(query)s) || chr(1114111)) COLLATE "C"
+      AND m.name_folded LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+      AND (m.is_active OR %(include_inactive)s)
+      AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
+    ORDER BY m.name_folded, m.id
+    LIMIT %(limit)s - (SELECT count(*) FROM exact_first)
+),
+wanted AS MATERIALIZED (
+    SELECT CASE WHEN %(prefix_only)s THEN 0
+                ELSE %(limit)s - (SELECT count(*) FROM exact_first)
+                               - (SELECT count(*) FROM prefixed)
+           END AS rest
+),
+walked AS MATERIALIZED (
+    SELECT w.id, w.name_folded
+    FROM (
+        SELECT m.id, m.name_folded, m.search_folded, m.is_active
+        FROM customers AS m
+        ORDER BY m.name_folded, m.id
+        LIMIT CASE WHEN %(walk)s > 0 THEN 50000 ELSE 0 END
+    ) AS w
+    WHERE w.search_folded LIKE customer_dal_fold_text(%(text_branch)s) COLLATE "C"
+      AND (w.is_active OR %(include_inactive)s)
+      AND w.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+    LIMIT (SELECT rest FROM wanted)
+),
+walk_answers AS MATERIALIZED (
+    SELECT (SELECT count(*) FROM walked) = (SELECT rest FROM wanted) AS done
+),
+matches AS MATERIALIZED (
+    SELECT m.id, m.name_folded
+    FROM customers AS m
+    WHERE (m.search_folded LIKE customer_dal_fold_text(%(filter)s) COLLATE "C"
+           OR m.search_folded LIKE %(digit_pattern)s)
+      AND (m.is_active OR %(include_inactive)s)
+      AND m.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+      AND (NOT %(check_fields)s
+           OR customer_dal_fold_text(m.name) LIKE customer_dal_fold_text(%(pattern)s)
+           OR customer_dal_fold_text(m.email) LIKE customer_dal_fold_text(%(pattern)s)
+           OR m.phone_digits LIKE %(digit_pattern)s
+           OR m.phone_secondary_digits LIKE %(digit_pattern)s)
+      AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
+),
+found AS (
+    SELECT 0 AS tier, id, name_folded FROM exact_first
+    UNION ALL
+    SELECT 1, id, name_folded FROM prefixed
+    UNION ALL
+    SELECT 2, id, name_folded FROM walked WHERE (SELECT done FROM walk_answers)
+    UNION ALL
+    (SELECT 2, id, name_folded FROM matches
+     WHERE NOT (SELECT done FROM walk_answers)
+     ORDER BY name_folded, id
+     LIMIT (SELECT rest FROM wanted))
+)
+SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
+       c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
+FROM found AS f
+JOIN customers AS c ON c.id = f.id
+LEFT JOIN users AS u ON u.id = c.created_by_id
+ORDER BY f.tier, f.name_folded, f.id;
+
+
+-- name: search_legacy
+-- search_folded, for a schema whose 0008 indexes are not ready yet (a
+-- migration is filling its columns): the columns of 0006 (name_key,
+-- search_text) and their indexes, which fold case but not accents. 0009
+-- drops those indexes, but only once 0008's are ready.
+WITH exact AS MATERIALIZED (
+    SELECT m.id, m.name_key
+    FROM customers AS m
+    WHERE (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s)
+      AND (m.is_active OR %(include_inactive)s)
+),
+exact_first AS MATERIALIZED (
+    SELECT id, name_key FROM exact ORDER BY name_key, id LIMIT %(limit)s
+),
+prefixed AS MATERIALIZED (
+    SELECT m.id, m.name_key
+    FROM customers AS m
+    WHERE m.name_key >= lower(%(query)s COLLATE customer_dal_fold) COLLATE "C"
+      AND m.name_key < (lower(%(query)s COLLATE customer_dal_fold) || chr(1114111)) COLLATE "C"
+      AND m.name_key LIKE lower(%(prefix)s COLLATE customer_dal_fold) COLLATE "C"
+      AND (m.is_active OR %(include_inactive)s)
+      AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
+    ORDER BY m.name_key, m.id
+    LIMIT %(limit)s - (SELECT count(*) FROM exact_first)
+),
+wanted AS MATERIALIZED (
+    SELECT CASE WHEN %(prefix_only)s THEN 0
+                ELSE %(limit)s - (SELECT count(*) FROM exact_first)
+                               - (SELECT count(*) FROM prefixed)
+           END AS rest
+),
+walked AS MATERIALIZED (
+    SELECT w.id, w.name_key
+    FROM (
+        SELECT m.id, m.name_key, m.search_text, m.is_active
+        FROM customers AS m
+        ORDER BY m.name_key, m.id
+        LIMIT CASE WHEN %(walk)s > 0 THEN 50000 ELSE 0 END
+    ) AS w
+    WHERE w.search_text LIKE lower(%(text_branch)s COLLATE customer_dal_fold) COLLATE "default"
+      AND (w.is_active OR %(include_inactive)s)
+      AND w.name_key NOT LIKE lower(%(prefix)s COLLATE customer_dal_fold) COLLATE "C"
+    LIMIT (SELECT rest FROM wanted)
+),
+walk_answers AS MATERIALIZED (
+    SELECT (SELECT count(*) FROM walked) = (SELECT rest FROM wanted) AS done
+),
+matches AS MATERIALIZED (
+    SELECT m.id, m.name_key
+    FROM customers AS m
+    WHERE (m.search_text LIKE lower(%(filter)s COLLATE customer_dal_fold) COLLATE "default"
+           OR m.search_text LIKE %(digit_pattern)s)
+      AND (m.is_active OR %(include_inactive)s)
+      AND m.name_key NOT LIKE lower(%(prefix)s COLLATE customer_dal_fold) COLLATE "C"
+      AND (NOT %(check_fields)s
+           OR m.name COLLATE customer_dal_fold ILIKE %(pattern)s
+           OR m.email COLLATE customer_dal_fold ILIKE %(pattern)s
+           OR m.phone_digits LIKE %(digit_pattern)s
+           OR m.phone_secondary_digits LIKE %(digit_pattern)s)
+      AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
+),
+found AS (
+    SELECT 0 AS tier, id, name_key FROM exact_first
+    UNION ALL
+    SELECT 1, id, name_key FROM prefixed
+    UNION ALL
+    SELECT 2, id, name_key FROM walked WHERE (SELECT done FROM walk_answers)
+    UNION ALL
+    (SELECT 2, id, name_key FROM matches
+     WHERE NOT (SELECT done FROM walk_answers)
+     ORDER BY name_key, id
+     LIMIT (SELECT rest FROM wanted))
+)
+SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
+       c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
+FROM found AS f
+JOIN customers AS c ON c.id = f.id
+LEFT JOIN users AS u ON u.id = c.created_by_id
+ORDER BY f.tier, f.name_key, f.id;
 
 
 -- name: list_page

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from pydantic import ValidationError
 
-from customer_dal import CustomerRepository
+from customer_dal import CustomerRepository, SchemaNotReadyError
 
 from .flavours import each_flavour  # noqa: F401 - each test runs once per flavour
 
@@ -217,3 +217,37 @@ def test_a_phone_typed_with_separators_also_matches_text_as_typed(
     customers.create({"name": "Ann Lee", "phone": "555-120-0003"})
     assert names(customers.search("555-12")) == ["Ann Lee", "Desk 555-12 North"]
     assert names(customers.search("(555)")) == ["Ann Lee", "Desk (555) South"]
+
+
+# Queries of every kind: text, accents, e-mail, phones, a prefix, inactive ones.
+_EVERY_KIND = ["lee", "alvarez", "@under", "777-88", "5551234567", "100-00", "an", "zz-nothing"]
+
+
+def _every_kind(customers: CustomerRepository) -> list[list[str]]:
+    return [names(customers.search(q, include_inactive=True)) for q in _EVERY_KIND]
+
+
+def test_an_index_a_migration_is_still_building_is_waited_for_not_read_without(
+    customers: CustomerRepository, shop: dict[str, int], conn: psycopg.Connection[Any]
+) -> None:
+    """While CREATE INDEX CONCURRENTLY builds 0010's index (or after it failed), the
+    function search orders by exists but the index does not: search must not read
+    and sort the table, and uses 0008's indexes; and without those, 0006's."""
+    expected = _every_kind(customers)
+    conn.execute("DROP INDEX customers_search_ordered_idx")
+    assert _every_kind(customers) == expected
+    conn.execute("DROP INDEX customers_folded_order_idx")
+    accents_count = [
+        [] if query == "alvarez" else found
+        for query, found in zip(_EVERY_KIND, expected, strict=True)
+    ]
+    assert _every_kind(customers) == accents_count
+    assert expected[_EVERY_KIND.index("alvarez")] == ["José Álvarez"]
+
+
+def test_a_schema_that_lost_a_table_search_reads_is_not_migrated(
+    customers: CustomerRepository, conn: psycopg.Connection[Any]
+) -> None:
+    conn.execute("DROP TABLE users CASCADE")
+    with pytest.raises(SchemaNotReadyError, match="is not migrated"):
+        customers.search("ann")

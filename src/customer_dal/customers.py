@@ -14,6 +14,7 @@ from .customer_params import like_escape, search_params, update_params
 from .errors import (
     ConstraintViolationError,
     DuplicatePhoneError,
+    SchemaNotReadyError,
     StaleUpdateError,
     UnknownUserError,
 )
@@ -139,14 +140,32 @@ class CustomerRepository:
             query=query, include_inactive=include_inactive, limit=limit, offset=offset
         )
         params = search_params(search)
+        try:
+            found, ready_for = self._search_page("search", params)
+        except SchemaNotReadyError:
+            # 0010's function is missing: a migration may be creating it.
+            ready_for = run_call(
+                self._conn, lambda: self._fetch_value("search_settings", {}), undo=True
+            )
+            if ready_for == "search":
+                raise
+            found = []
+        if ready_for != "search":  # a migration is building the indexes search reads
+            found, _ = self._search_page(ready_for, params)
+        return found[search.offset :]
 
-        def page() -> list[Customer]:
-            execute(self._cursors.values, self._queries["search_settings"])
-            return self._fetch_customers("search", params)
+    def _search_page(self, statement: str, params: Mapping[str, Any]) -> tuple[list[Customer], str]:
+        """A page from ``statement``, and the search statement the schema is ready for."""
+
+        def page() -> tuple[list[Customer], str]:
+            settings = execute(self._cursors.values, self._queries["search_settings"])
+            found = self._fetch_customers(statement, params)
+            row = settings.fetchone()
+            assert row is not None  # noqa: S101 - one row, over an aggregate
+            return found, row[0]
 
         # undo: its settings end with the call, even inside a caller's transaction.
-        found = run_call(self._conn, page, statements=2, undo=True)
-        return found[search.offset :]
+        return run_call(self._conn, page, statements=2, undo=True)
 
     def list(
         self, *, page: int = 1, per_page: int = 20, include_inactive: bool = False

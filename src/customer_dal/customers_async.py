@@ -13,6 +13,7 @@ from .customer_params import like_escape, search_params, update_params
 from .errors import (
     ConstraintViolationError,
     DuplicatePhoneError,
+    SchemaNotReadyError,
     StaleUpdateError,
     UnknownUserError,
 )
@@ -138,14 +139,34 @@ class AsyncCustomerRepository:
             query=query, include_inactive=include_inactive, limit=limit, offset=offset
         )
         params = search_params(search)
+        try:
+            found, ready_for = await self._search_page("search", params)
+        except SchemaNotReadyError:
+            # 0010's function is missing: a migration may be creating it.
+            ready_for = await run_call(
+                self._conn, lambda: self._fetch_value("search_settings", {}), undo=True
+            )
+            if ready_for == "search":
+                raise
+            found = []
+        if ready_for != "search":  # a migration is building the indexes search reads
+            found, _ = await self._search_page(ready_for, params)
+        return found[search.offset :]
 
-        async def page() -> list[Customer]:
-            await execute(self._cursors.values, self._queries["search_settings"])
-            return await self._fetch_customers("search", params)
+    async def _search_page(
+        self, statement: str, params: Mapping[str, Any]
+    ) -> tuple[list[Customer], str]:
+        """A page from ``statement``, and the search statement the schema is ready for."""
+
+        async def page() -> tuple[list[Customer], str]:
+            settings = await execute(self._cursors.values, self._queries["search_settings"])
+            found = await self._fetch_customers(statement, params)
+            row = await settings.fetchone()
+            assert row is not None  # noqa: S101 - one row, over an aggregate
+            return found, row[0]
 
         # undo: its settings end with the call, even inside a caller's transaction.
-        found = await run_call(self._conn, page, statements=2, undo=True)
-        return found[search.offset :]
+        return await run_call(self._conn, page, statements=2, undo=True)
 
     async def list(
         self, *, page: int = 1, per_page: int = 20, include_inactive: bool = False
