@@ -1,29 +1,33 @@
 -- Queries of customer_dal.CustomerRepository.
 --
 -- Each query starts with "-- name: <name>" and a comment saying what it does;
--- parameters are psycopg's %(name)s placeholders, so the text runs as written.
+-- parameters are %(name)s placeholders (customer_dal.queries turns them into
+-- PostgreSQL's $1, $2, ... when it loads the file), and no value is ever
+-- written into the text.
 -- Phones are compared by their digits (the generated phone_digits and
 -- phone_secondary_digits columns), never as typed.
 --
--- Search runs in tiers. The order of results is: customers whose phone digits
--- equal the query's (search_exact), then names starting with the query
--- (search_prefix), then the other matches (search_rest, or search_digits
--- for a phone fragment); within a tier by
--- name ignoring case, then id. Each tier excludes the tiers before it, so the
--- repository can concatenate them and pages never overlap or skip.
+-- Search runs in tiers, in one statement. The order of results is:
+-- customers whose phone digits equal the query's (exact), then names starting
+-- with the query (prefixed), then the other matches; within a tier by name
+-- ignoring case, then id. Each tier excludes the tiers before it and takes
+-- what they left of the page, so pages never overlap or skip.
 --
--- Parameters, with LIKE's wildcards escaped in the query: %(exact)s is the
--- query's digits when it looks like a whole phone number (else NULL);
--- %(prefix)s is '<query>%'; %(pattern)s is '%<query>%' (or '<query>%' for a
--- query of 1-2 characters, which matches prefixes only); %(digit_pattern)s is
--- '%<digits>%' when the query looks like a phone (else NULL);
+-- Parameters, with LIKE's wildcards escaped in the query: %(query)s is the
+-- query as typed; %(limit)s is offset + limit (the repository slices the
+-- page); %(exact)s is the query's digits when it looks like a whole phone
+-- number (else NULL); %(prefix)s is '<query>%'; %(pattern)s is '%<query>%'
+-- (or '<query>%' for a query without a trigram, which matches prefixes only:
+-- %(prefix_only)s); %(digit_pattern)s is '%<digits>%' when the query looks
+-- like a phone (else NULL), %(phone_fragment)s when it has 7 digits or more;
 -- %(text_branch)s and %(digit_branch)s are %(filter)s and %(digit_pattern)s,
--- or NULL where the other finds every match (see search_params). %(filter)s and
--- %(digit_pattern)s matched against search_folded are a cheap necessary
--- condition that the trigram indexes can answer. The exact test on name, email
--- and the digit columns follows when %(check_fields)s: a query with a letter
--- in it can only match the name or e-mail part of search_folded, where the
--- two tests agree (ILIKE compares lower-cased text), so it skips the test.
+-- or NULL where the other finds every match (see search_params); %(walk)s is
+-- how many names the rest tier walks first (0 when the walk cannot decide).
+-- %(filter)s and %(digit_pattern)s matched against search_folded are a cheap
+-- necessary condition that the trigram indexes can answer. The exact test on
+-- name, email and the digit columns follows when %(check_fields)s: a query
+-- with a letter in it can only match the name or e-mail part of
+-- search_folded, where the two tests agree, so it skips the test.
 --
 -- Text is compared folded (migration 0008): customer_dal_fold_text() lowers
 -- case in every alphabet, by the collation customer_dal_fold and never by the
@@ -33,8 +37,10 @@
 -- the planner folds the query's patterns once, while planning, and can read
 -- a name prefix as a range of an index. Both columns are in the C collation,
 -- and the folded query is compared in it, or the indexes could not serve it.
--- The queries need 0008, and search_rest the ordered index of 0010; 0009
--- (which contracts the old columns' indexes away) changes none of them.
+-- list_page needs 0008's columns; search needs 0010's ordered index, and
+-- falls back to search_folded or search_legacy while a migration builds the
+-- indexes (see search_settings); 0009 (which contracts the old columns'
+-- indexes away) changes none of them.
 
 
 
