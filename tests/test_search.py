@@ -3,6 +3,7 @@ literal wildcards, and a deterministic, relevant order."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import psycopg
@@ -228,21 +229,35 @@ def _every_kind(customers: CustomerRepository) -> list[list[str]]:
 
 
 def test_an_index_a_migration_is_still_building_is_waited_for_not_read_without(
-    customers: CustomerRepository, shop: dict[str, int], conn: psycopg.Connection[Any]
+    customers: CustomerRepository,
+    shop: dict[str, int],
+    conn: psycopg.Connection[Any],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """While CREATE INDEX CONCURRENTLY builds 0010's index (or after it failed), the
     function search orders by exists but the index does not: search must not read
     and sort the table, and uses 0008's indexes; and without those, 0006's."""
     expected = _every_kind(customers)
     conn.execute("DROP INDEX customers_search_ordered_idx")
-    assert _every_kind(customers) == expected
+    with caplog.at_level(logging.DEBUG, logger="customer_dal.queries"):
+        assert _every_kind(customers) == expected
+    assert _fallbacks_run(caplog) == {"search_folded"}
     conn.execute("DROP INDEX customers_folded_order_idx")
+    caplog.clear()
     accents_count = [
         [] if query == "alvarez" else found
         for query, found in zip(_EVERY_KIND, expected, strict=True)
     ]
-    assert _every_kind(customers) == accents_count
+    with caplog.at_level(logging.DEBUG, logger="customer_dal.queries"):
+        assert _every_kind(customers) == accents_count
+    assert _fallbacks_run(caplog) == {"search_legacy"}
     assert expected[_EVERY_KIND.index("alvarez")] == ["José Álvarez"]
+
+
+def _fallbacks_run(caplog: pytest.LogCaptureFixture) -> set[str]:
+    """The fallback search statements the logged searches ran (DEBUG names each query)."""
+    names = {record.getMessage().split(":")[0] for record in caplog.records}
+    return names - {"search", "search_settings"}
 
 
 def test_a_schema_that_lost_a_table_search_reads_is_not_migrated(
