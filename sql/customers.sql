@@ -33,10 +33,14 @@
 -- case in every alphabet, by the collation customer_dal_fold and never by the
 -- database's LC_CTYPE, and removes accents (unaccent), so "muller" finds
 -- "Müller" and "Müller" finds "Muller". The query is folded by the same
--- function as the columns name_folded and search_folded; it is IMMUTABLE, so
--- the planner folds the query's patterns once, while planning, and can read
--- a name prefix as a range of an index. Both columns are in the C collation,
--- and the folded query is compared in it, or the indexes could not serve it.
+-- function as the columns name_folded and search_folded. The search
+-- statements run as generic plans (see search_settings), where a function of
+-- a parameter is not folded while planning but called again for every row a
+-- filter tests (about 1 microsecond each: a third of a dense search's time).
+-- So each folds its patterns once, in its first CTE (folded), and reads them
+-- as (SELECT x FROM folded): an InitPlan, computed once per execution, which
+-- can still bound an index scan. Both columns are in the C collation, and
+-- the folded query is compared in it, or the indexes could not serve it.
 -- list_page needs 0008's columns; search needs 0010's ordered index, and
 -- falls back to search_folded or search_legacy while a migration builds the
 -- indexes (see search_settings); 0009 (which contracts the old columns'
@@ -186,7 +190,16 @@ FROM (
 -- Collections are MATERIALIZED CTEs, sorted by (name_folded, id) alone, then
 -- the page's few customers are read in full. A tier given no rows to find
 -- (LIMIT 0) runs nothing.
-WITH exact AS MATERIALIZED (
+WITH folded AS MATERIALIZED (
+    -- The query's patterns, folded once (see the file's header).
+    SELECT customer_dal_fold_text(%(query)s) AS query,
+           customer_dal_fold_text(%(prefix)s) AS prefix,
+           customer_dal_fold_text(%(pattern)s) AS pattern,
+           customer_dal_fold_text(%(text_branch)s) AS text_branch,
+           customer_dal_fold_text(%(literal_branch)s) AS literal_branch,
+           customer_dal_fold_text(%(filter)s) AS filter
+),
+exact AS MATERIALIZED (
     SELECT m.id, m.name_folded
     FROM customers AS m
     WHERE (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s)
@@ -201,9 +214,9 @@ exact_first AS MATERIALIZED (
 prefixed AS MATERIALIZED (
     SELECT m.id, m.name_folded
     FROM customers AS m
-    WHERE m.name_folded >= customer_dal_fold_text(%(query)s) COLLATE "C"
-      AND m.name_folded < (customer_dal_fold_text(%(query)s) || chr(1114111)) COLLATE "C"
-      AND m.name_folded LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+    WHERE m.name_folded >= (SELECT query FROM folded) COLLATE "C"
+      AND m.name_folded < ((SELECT query FROM folded) || chr(1114111)) COLLATE "C"
+      AND m.name_folded LIKE (SELECT prefix FROM folded) COLLATE "C"
       AND (m.is_active OR %(include_inactive)s)
       AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
     ORDER BY m.name_folded, m.id
@@ -228,9 +241,9 @@ walked AS MATERIALIZED (
         ORDER BY m.name_folded, m.id
         LIMIT %(walk)s
     ) AS w
-    WHERE w.search_folded LIKE customer_dal_fold_text(%(text_branch)s) COLLATE "C"
+    WHERE w.search_folded LIKE (SELECT text_branch FROM folded) COLLATE "C"
       AND (w.is_active OR %(include_inactive)s)
-      AND w.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+      AND w.name_folded NOT LIKE (SELECT prefix FROM folded) COLLATE "C"
     LIMIT (SELECT rest FROM wanted)
 ),
 walk_answers AS MATERIALIZED (
@@ -238,17 +251,17 @@ walk_answers AS MATERIALIZED (
 ),
 nearest AS MATERIALIZED (
     SELECT p.pattern, found.id, found.name_folded
-    FROM (VALUES (customer_dal_fold_text(%(text_branch)s) COLLATE "C"),
+    FROM (VALUES ((SELECT text_branch FROM folded) COLLATE "C"),
                  (%(digit_branch)s COLLATE "C")) AS p (pattern)
     CROSS JOIN LATERAL (
         SELECT m.id, m.name_folded
         FROM customers AS m
         WHERE (m.search_folded || '') LIKE p.pattern
           AND (m.is_active OR %(include_inactive)s)
-          AND m.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+          AND m.name_folded NOT LIKE (SELECT prefix FROM folded) COLLATE "C"
           AND (NOT %(check_fields)s
-               OR customer_dal_fold_text(m.name) LIKE customer_dal_fold_text(%(pattern)s)
-               OR customer_dal_fold_text(m.email) LIKE customer_dal_fold_text(%(pattern)s)
+               OR customer_dal_fold_text(m.name) LIKE (SELECT pattern FROM folded)
+               OR customer_dal_fold_text(m.email) LIKE (SELECT pattern FROM folded)
                OR m.phone_digits LIKE %(digit_pattern)s
                OR m.phone_secondary_digits LIKE %(digit_pattern)s)
           AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
@@ -264,12 +277,12 @@ nearest AS MATERIALIZED (
 literal AS MATERIALIZED (
     SELECT m.id, m.name_folded
     FROM customers AS m
-    WHERE m.search_folded LIKE customer_dal_fold_text(%(literal_branch)s) COLLATE "C"
+    WHERE m.search_folded LIKE (SELECT literal_branch FROM folded) COLLATE "C"
       AND (m.is_active OR %(include_inactive)s)
-      AND m.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+      AND m.name_folded NOT LIKE (SELECT prefix FROM folded) COLLATE "C"
       AND (NOT %(check_fields)s
-           OR customer_dal_fold_text(m.name) LIKE customer_dal_fold_text(%(pattern)s)
-           OR customer_dal_fold_text(m.email) LIKE customer_dal_fold_text(%(pattern)s))
+           OR customer_dal_fold_text(m.name) LIKE (SELECT pattern FROM folded)
+           OR customer_dal_fold_text(m.email) LIKE (SELECT pattern FROM folded))
       AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
 ),
 -- The greatest name each pattern found, when it is 24 bytes or longer and
@@ -290,10 +303,10 @@ completed AS (
      AND customer_dal_name_key(m.name_folded, 4) = customer_dal_name_key(g.name_folded, 4)
     WHERE (m.search_folded || '') LIKE g.pattern
       AND (m.is_active OR %(include_inactive)s)
-      AND m.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+      AND m.name_folded NOT LIKE (SELECT prefix FROM folded) COLLATE "C"
       AND (NOT %(check_fields)s
-           OR customer_dal_fold_text(m.name) LIKE customer_dal_fold_text(%(pattern)s)
-           OR customer_dal_fold_text(m.email) LIKE customer_dal_fold_text(%(pattern)s)
+           OR customer_dal_fold_text(m.name) LIKE (SELECT pattern FROM folded)
+           OR customer_dal_fold_text(m.email) LIKE (SELECT pattern FROM folded)
            OR m.phone_digits LIKE %(digit_pattern)s
            OR m.phone_secondary_digits LIKE %(digit_pattern)s)
       AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
@@ -312,13 +325,13 @@ rest AS (
 digit_matches AS MATERIALIZED (
     SELECT m.id, m.name_folded
     FROM customers AS m
-    WHERE (m.search_folded LIKE customer_dal_fold_text(%(filter)s) COLLATE "C"
+    WHERE (m.search_folded LIKE (SELECT filter FROM folded) COLLATE "C"
            OR m.search_folded LIKE %(digit_pattern)s)
       AND (m.is_active OR %(include_inactive)s)
-      AND m.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+      AND m.name_folded NOT LIKE (SELECT prefix FROM folded) COLLATE "C"
       AND (NOT %(check_fields)s
-           OR customer_dal_fold_text(m.name) LIKE customer_dal_fold_text(%(pattern)s)
-           OR customer_dal_fold_text(m.email) LIKE customer_dal_fold_text(%(pattern)s)
+           OR customer_dal_fold_text(m.name) LIKE (SELECT pattern FROM folded)
+           OR customer_dal_fold_text(m.email) LIKE (SELECT pattern FROM folded)
            OR m.phone_digits LIKE %(digit_pattern)s
            OR m.phone_secondary_digits LIKE %(digit_pattern)s)
       AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
@@ -327,12 +340,12 @@ email_prefixed AS MATERIALIZED (
     SELECT m.id, m.name_folded
     FROM customers AS m
     WHERE customer_dal_fold_text(m.email) COLLATE "C"
-              >= customer_dal_fold_text(%(query)s) COLLATE "C"
+              >= (SELECT query FROM folded) COLLATE "C"
       AND customer_dal_fold_text(m.email) COLLATE "C"
-              < (customer_dal_fold_text(%(query)s) || chr(1114111)) COLLATE "C"
-      AND customer_dal_fold_text(m.email) COLLATE "C" LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+              < ((SELECT query FROM folded) || chr(1114111)) COLLATE "C"
+      AND customer_dal_fold_text(m.email) COLLATE "C" LIKE (SELECT prefix FROM folded) COLLATE "C"
       AND (m.is_active OR %(include_inactive)s)
-      AND m.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+      AND m.name_folded NOT LIKE (SELECT prefix FROM folded) COLLATE "C"
       AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
 ),
 found AS (
@@ -371,7 +384,15 @@ ORDER BY f.tier, f.name_folded, f.id;
 -- order. Slower than search, but only while a migration runs. A query
 -- without a trigram matches name prefixes only (e-mail prefixes need 0010's
 -- index).
-WITH exact AS MATERIALIZED (
+WITH folded AS MATERIALIZED (
+    -- The query's patterns, folded once (see the file's header).
+    SELECT customer_dal_fold_text(%(query)s) AS query,
+           customer_dal_fold_text(%(prefix)s) AS prefix,
+           customer_dal_fold_text(%(pattern)s) AS pattern,
+           customer_dal_fold_text(%(text_branch)s) AS text_branch,
+           customer_dal_fold_text(%(filter)s) AS filter
+),
+exact AS MATERIALIZED (
     SELECT m.id, m.name_folded
     FROM customers AS m
     WHERE (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s)
@@ -383,9 +404,9 @@ exact_first AS MATERIALIZED (
 prefixed AS MATERIALIZED (
     SELECT m.id, m.name_folded
     FROM customers AS m
-    WHERE m.name_folded >= customer_dal_fold_text(%(query)s) COLLATE "C"
-      AND m.name_folded < (customer_dal_fold_text(%(query)s) || chr(1114111)) COLLATE "C"
-      AND m.name_folded LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+    WHERE m.name_folded >= (SELECT query FROM folded) COLLATE "C"
+      AND m.name_folded < ((SELECT query FROM folded) || chr(1114111)) COLLATE "C"
+      AND m.name_folded LIKE (SELECT prefix FROM folded) COLLATE "C"
       AND (m.is_active OR %(include_inactive)s)
       AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
     ORDER BY m.name_folded, m.id
@@ -405,9 +426,9 @@ walked AS MATERIALIZED (
         ORDER BY m.name_folded, m.id
         LIMIT CASE WHEN %(walk)s > 0 THEN 2000 ELSE 0 END
     ) AS w
-    WHERE w.search_folded LIKE customer_dal_fold_text(%(text_branch)s) COLLATE "C"
+    WHERE w.search_folded LIKE (SELECT text_branch FROM folded) COLLATE "C"
       AND (w.is_active OR %(include_inactive)s)
-      AND w.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+      AND w.name_folded NOT LIKE (SELECT prefix FROM folded) COLLATE "C"
     LIMIT (SELECT rest FROM wanted)
 ),
 walk_answers AS MATERIALIZED (
@@ -416,13 +437,13 @@ walk_answers AS MATERIALIZED (
 matches AS MATERIALIZED (
     SELECT m.id, m.name_folded
     FROM customers AS m
-    WHERE (m.search_folded LIKE customer_dal_fold_text(%(filter)s) COLLATE "C"
+    WHERE (m.search_folded LIKE (SELECT filter FROM folded) COLLATE "C"
            OR m.search_folded LIKE %(digit_pattern)s)
       AND (m.is_active OR %(include_inactive)s)
-      AND m.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+      AND m.name_folded NOT LIKE (SELECT prefix FROM folded) COLLATE "C"
       AND (NOT %(check_fields)s
-           OR customer_dal_fold_text(m.name) LIKE customer_dal_fold_text(%(pattern)s)
-           OR customer_dal_fold_text(m.email) LIKE customer_dal_fold_text(%(pattern)s)
+           OR customer_dal_fold_text(m.name) LIKE (SELECT pattern FROM folded)
+           OR customer_dal_fold_text(m.email) LIKE (SELECT pattern FROM folded)
            OR m.phone_digits LIKE %(digit_pattern)s
            OR m.phone_secondary_digits LIKE %(digit_pattern)s)
       AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE
@@ -435,13 +456,13 @@ crowded AS MATERIALIZED (
     SELECT w.id, w.name_folded
     FROM customers AS w
     JOIN customers AS m ON m.id = w.id
-    WHERE (w.search_folded LIKE customer_dal_fold_text(%(filter)s) COLLATE "C"
+    WHERE (w.search_folded LIKE (SELECT filter FROM folded) COLLATE "C"
            OR w.search_folded LIKE %(digit_pattern)s)
       AND (w.is_active OR %(include_inactive)s)
-      AND w.name_folded NOT LIKE customer_dal_fold_text(%(prefix)s) COLLATE "C"
+      AND w.name_folded NOT LIKE (SELECT prefix FROM folded) COLLATE "C"
       AND (NOT %(check_fields)s
-           OR customer_dal_fold_text(m.name) LIKE customer_dal_fold_text(%(pattern)s)
-           OR customer_dal_fold_text(m.email) LIKE customer_dal_fold_text(%(pattern)s)
+           OR customer_dal_fold_text(m.name) LIKE (SELECT pattern FROM folded)
+           OR customer_dal_fold_text(m.email) LIKE (SELECT pattern FROM folded)
            OR m.phone_digits LIKE %(digit_pattern)s
            OR m.phone_secondary_digits LIKE %(digit_pattern)s)
       AND (m.phone_digits = %(exact)s OR m.phone_secondary_digits = %(exact)s) IS NOT TRUE

@@ -220,7 +220,7 @@ def _reads_of_each_statement(conn: psycopg.Connection[Any], query: str) -> list[
 
     def keep_search_plan(notice: psycopg.errors.Diagnostic) -> None:
         message = notice.message_primary or ""
-        if "WITH exact AS" in message:  # a search statement, not its settings
+        if "WITH folded AS" in message:  # a search statement, not its settings
             plans.append(json.loads(message[message.index("{") :]))
 
     conn.execute("LOAD 'auto_explain'")
