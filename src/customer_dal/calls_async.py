@@ -63,12 +63,16 @@ async def execute(
     cursor: psycopg.AsyncRawCursor[Row], query: Query, params: Mapping[str, Any] | None = None
 ) -> psycopg.AsyncRawCursor[Row]:
     """Run ``query`` with ``params`` (by name) on a raw cursor, logged at DEBUG when that
-    is enabled."""
+    is enabled (at the cost, in a pipeline, of a round trip per statement)."""
     values = query.values(params)
     if not log.isEnabledFor(logging.DEBUG):  # the hot path: one cached check
         return await cursor.execute(query.native_sql, values)
     started = time.perf_counter()
     await cursor.execute(query.native_sql, values)
+    if cursor.connection.pgconn.pipeline_status:  # pipeline mode: the results come at fetch
+        # Wait for them here, or the line would give the time to queue the statement
+        # and no row count. A Flush, not a Sync: the pipeline's transaction goes on.
+        await cursor.scroll(0)
     elapsed_ms = (time.perf_counter() - started) * 1000
     log.debug("%s: %.2f ms, %d rows", query.name, elapsed_ms, cursor.rowcount)
     return cursor
