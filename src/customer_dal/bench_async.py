@@ -5,7 +5,8 @@ connection, runs one ``get`` or one ``search`` (alternately, searches taken from
 the bench's query mix) and gives the connection back. The baseline is raw
 psycopg async doing the same on a plain ``psycopg_pool.AsyncConnectionPool``
 with the same SQL: the statements the repository sends, in the same
-transactions, returning tuples where the repository returns models. The sync
+transactions, on raw cursors as the repository's, returning tuples where the
+repository returns models. The sync
 API on 8 threads over a pool of 8 is printed beside them, for information.
 
 Each figure is the median of a few rounds, taken in turn so that drift in a
@@ -132,12 +133,15 @@ async def _raw_call(opened: AsyncConnectionPool[Any], item: Call) -> None:
             CustomerSearch(query=argument, include_inactive=False, limit=SEARCH_LIMIT, offset=0)
         )
         async with conn.pipeline():
-            await conn.execute(sql["search_settings"].sql)
+            await _rows(conn, sql["search_settings"], None)
             await _rows(conn, sql["search"], params)
 
 
 async def _rows(conn: psycopg.AsyncConnection[Any], query: Query, params: Any) -> list[Any]:
-    cursor = await conn.execute(query.sql, params)
+    # As the repository does: PostgreSQL's placeholders on a raw cursor, so that
+    # psycopg does not parse the text again at each call (see queries.py).
+    cursor = psycopg.AsyncRawCursor(conn)
+    await cursor.execute(query.native_sql, query.values(params))
     return await cursor.fetchall()
 
 
