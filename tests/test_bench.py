@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from customer_dal import cli, connect
+from customer_dal import bench, cli, connect
 from customer_dal.bulk import bulk_import
 from customer_dal.local_pgbouncer import BINARY_ENV
 from customer_dal.pgbouncer_bench import SIDES, bench_pooler
@@ -52,6 +52,18 @@ def test_bench_prints_every_figure_against_its_baseline(
         "| raw psycopg async |",
     ):
         assert row in out
+
+
+def test_the_story_search_runs_beside_ours_as_often_where_it_is_fast(dsn: str) -> None:
+    """Its p95 then comes from as many samples as ours; a slow one runs once per query."""
+    with connect(dsn) as conn:
+        bulk_import(conn, lambda: fake_customers(50, seed=1))
+        bench._prepare_baselines(conn)
+        mix = {"some class": ["son", "zz-no-match"]}
+        fast = bench._bench_search(conn, mix, repeats=3)["some class"]
+        slow = bench._bench_search(conn, mix, repeats=3, story_fast_ms=0)["some class"]
+    assert [len(fast[side].samples) for side in ("ours", "story")] == [6, 6]
+    assert [len(slow[side].samples) for side in ("ours", "story")] == [6, 2]
 
 
 def test_the_figure_through_pgbouncer(dsn: str) -> None:

@@ -62,6 +62,12 @@ LIVE_PAUSE = 0.01
 LIVE_SEARCHES = ["álvarez", "ann", "son", "gmail.com", "jo", "zz-no-match", "josé", "example"]
 # Calls timed per repository operation (the issue asks for at least 2,000).
 DEFAULT_CALLS = 2000
+# The story's query runs as often as ours where it is fast, so that both p95s
+# come from as many samples, taken side by side; where it is slow (hundreds of
+# ms), one run per query is enough to see it.
+STORY_FAST_MS = 50.0
+# Searches run before the timed ones (see _bench_search).
+WARM_UP_RUNS = 6
 
 
 @dataclass(frozen=True)
@@ -265,25 +271,37 @@ def _bench_search(
     repeats: int,
     *,
     baseline: bool = True,
+    story_fast_ms: float = STORY_FAST_MS,
 ) -> dict[str, dict[str, Timing]]:
     repo = CustomerRepository(conn)
-    story = load_queries("bench.sql")["story_search"].sql
+    story_sql = load_queries("bench.sql")["story_search"].sql
     results: dict[str, dict[str, Timing]] = {}
 
     def story_search(query: str, offset: int) -> object:
         params = {"pattern": f"%{like_escape(query)}%", "offset": offset}
-        return conn.execute(story, params, prepare=False).fetchall()
+        return conn.execute(story_sql, params, prepare=False).fetchall()
 
+    # psycopg prepares a statement on its sixth run: a pooled connection in an
+    # application is long past it. (The story's query is never prepared.)
+    for query in ["warm-up"] * WARM_UP_RUNS:
+        repo.search(query)
     for label, queries in mix.items():
         offset = DEEP_OFFSET if label == DEEP_PAGE else 0
         ours_call = partial(repo.search, offset=offset)
-        ours = [_timed(ours_call, q) for _ in range(repeats) for q in queries]
-        timings = {"ours": Timing(ours)}
+        story_call = partial(story_search, offset=offset)
+        ours: list[float] = []
+        story: list[float] = []
+        slow: set[str] = set()  # queries the story's design answers slowly
+        for _ in range(repeats):
+            for query in queries:  # side by side, so drift in the machine hits both
+                ours.append(_timed(ours_call, query))
+                if baseline and query not in slow:
+                    story.append(_timed(story_call, query))
+                    if story[-1] >= story_fast_ms:
+                        slow.add(query)
+        results[label] = {"ours": Timing(ours)}
         if baseline:
-            # The story's query is slow: one run per query is enough to see it.
-            story_call = partial(story_search, offset=offset)
-            timings["story"] = Timing([_timed(story_call, q) for q in queries])
-        results[label] = timings
+            results[label]["story"] = Timing(story)
     return results
 
 
