@@ -73,7 +73,9 @@ def execute(
     if cursor.connection.pgconn.pipeline_status:  # pipeline mode: the results come at fetch
         # Wait for them here, or the line would give the time to queue the statement
         # and no row count. A Flush, not a Sync: the pipeline's transaction goes on.
-        cursor.scroll(0)
+        # (scroll fetches first; then an empty result has no row 0 to stay at.)
+        with contextlib.suppress(IndexError):
+            cursor.scroll(0)
     elapsed_ms = (time.perf_counter() - started) * 1000
     log.debug("%s: %.2f ms, %d rows", query.name, elapsed_ms, cursor.rowcount)
     return cursor
