@@ -14,8 +14,8 @@
 -- what they left of the page, so pages never overlap or skip.
 --
 -- Parameters, with LIKE's wildcards escaped in the query: %(query)s is the
--- query as typed; %(limit)s is offset + limit (the repository slices the
--- page); %(exact)s is the query's digits when it looks like a whole phone
+-- query as typed; %(limit)s is offset + limit (the tiers find that many;
+-- only the last %(offset)s are read in full and returned); %(exact)s is the query's digits when it looks like a whole phone
 -- number (else NULL); %(prefix)s is '<query>%'; %(pattern)s is '%<query>%'
 -- (or '<query>%' for a query without a trigram, which matches prefixes only:
 -- %(prefix_only)s); %(digit_pattern)s is '%<digits>%' when the query looks
@@ -365,7 +365,10 @@ found AS (
 )
 SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
        c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
-FROM found AS f
+-- Only the customers past the offset are read in full.
+FROM (SELECT tier, id, name_folded FROM found
+      ORDER BY tier, name_folded, id
+      OFFSET %(offset)s) AS f
 JOIN customers AS c ON c.id = f.id
 LEFT JOIN users AS u ON u.id = c.created_by_id
 -- Nothing runs while 0010's indexes are being built: without them, the
@@ -486,7 +489,9 @@ found AS (
 )
 SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
        c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
-FROM found AS f
+FROM (SELECT tier, id, name_folded FROM found
+      ORDER BY tier, name_folded, id
+      OFFSET %(offset)s) AS f
 JOIN customers AS c ON c.id = f.id
 LEFT JOIN users AS u ON u.id = c.created_by_id
 ORDER BY f.tier, f.name_folded, f.id;
@@ -591,7 +596,9 @@ found AS (
 )
 SELECT c.id, c.name, c.phone, c.phone_secondary, c.email, c.address, c.notes, c.is_active,
        c.created_by_id, u.full_name AS created_by_name, c.created_at, c.updated_at
-FROM found AS f
+FROM (SELECT tier, id, name_key FROM found
+      ORDER BY tier, name_key, id
+      OFFSET %(offset)s) AS f
 JOIN customers AS c ON c.id = f.id
 LEFT JOIN users AS u ON u.id = c.created_by_id
 ORDER BY f.tier, f.name_key, f.id;

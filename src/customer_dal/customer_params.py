@@ -43,8 +43,8 @@ def like_escape(text: str) -> str:
 
 
 def search_params(search: CustomerSearch) -> dict[str, Any]:
-    """The search query's parameters (see sql/customers.sql): a page of
-    ``offset + limit`` customers, from which the caller slices its own."""
+    """The search query's parameters (see sql/customers.sql): its tiers find the first
+    ``offset + limit`` customers, and it returns those past ``offset``."""
     text = like_escape(search.query)
     digits = digits_of(search.query) if _PHONE_LIKE.match(search.query) else ""
     filter_pattern = f"%{text}%"
@@ -65,6 +65,7 @@ def search_params(search: CustomerSearch) -> dict[str, Any]:
     return {
         "query": search.query,
         "limit": limit,
+        "offset": search.offset,
         "walk": min(_WALK_PER_RESULT * limit, _MAX_WALK) if walkable else 0,
         "prefix": f"{text}%",
         # What name and e-mail must match: a prefix when the query has no trigram

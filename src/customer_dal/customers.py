@@ -152,7 +152,7 @@ class CustomerRepository:
             found = []
         if ready_for != "search":  # a migration is building the indexes search reads
             found, _ = self._search_page(ready_for, params)
-        return found[search.offset :]
+        return found
 
     def _search_page(self, statement: str, params: Mapping[str, Any]) -> tuple[list[Customer], str]:
         """A page from ``statement``, and the search statement the schema is ready for."""

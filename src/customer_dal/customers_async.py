@@ -151,7 +151,7 @@ class AsyncCustomerRepository:
             found = []
         if ready_for != "search":  # a migration is building the indexes search reads
             found, _ = await self._search_page(ready_for, params)
-        return found[search.offset :]
+        return found
 
     async def _search_page(
         self, statement: str, params: Mapping[str, Any]
