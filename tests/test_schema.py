@@ -4,12 +4,13 @@ in psql would, and expect the schema to refuse what the application would."""
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import errors
+from psycopg import errors, pq
 
 from customer_dal import CustomerRepository
 
@@ -242,6 +243,26 @@ def _reads_of_each_statement(conn: psycopg.Connection[Any], query: str) -> list[
         return read
 
     return [reads(plan["Plan"], set()) for plan in plans]
+
+
+def test_a_search_is_one_round_trip(conn: psycopg.Connection[Any]) -> None:
+    """On an idle autocommit connection, its settings and its statement go out with
+    one Sync, and nothing more is sent once the server starts answering."""
+    customers = CustomerRepository(conn)
+    with tempfile.TemporaryFile("w+") as trace:
+        conn.pgconn.trace(trace.fileno())
+        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        customers.search("ann")
+        conn.pgconn.untrace()
+        trace.seek(0)
+        # One line per protocol message: F (sent) or B (received), length, type, ...
+        lines = trace.read().splitlines()
+    messages = [line.split("\t")[:3] for line in lines if line[:2] in ("F\t", "B\t")]
+    sides = [side for side, _, _ in messages]
+    sent = [kind for side, _, kind in messages if side == "F"]
+    assert sides == sorted(sides, reverse=True)  # every F before the first B
+    assert sent.count("Sync") == 1
+    assert sent.count("Execute") == 2
 
 
 def test_search_reads_nothing_while_its_ordered_index_is_being_built(

@@ -22,8 +22,10 @@ Work that only reads but changes settings with ``SET LOCAL`` (search) asks for
 keeps its own settings. On an idle autocommit connection it runs in pipeline
 mode instead, without BEGIN or COMMIT: statements sent before the pipeline's
 one Sync form a single implicit transaction on the server, whose end (at that
-Sync) ends the ``SET LOCAL``s, so the work costs one round trip rather than
-one per statement and two more for the transaction.
+Sync) ends the ``SET LOCAL``s. Work that only sends its statements, and
+whose caller reads the cursors after :func:`run_call` returns, costs one
+round trip (the Sync brings every result) rather than one per statement and
+two more for the transaction.
 
 **Cancelled work** (an async task cancelled mid-call, ``asyncio.wait_for`` or
 ``asyncio.timeout`` running out) never stays half-done: psycopg cancels the

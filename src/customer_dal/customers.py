@@ -157,15 +157,18 @@ class CustomerRepository:
     def _search_page(self, statement: str, params: Mapping[str, Any]) -> tuple[list[Customer], str]:
         """A page from ``statement``, and the search statement the schema is ready for."""
 
-        def page() -> tuple[list[Customer], str]:
+        def send() -> tuple[psycopg.RawCursor[tuple[Any, ...]], psycopg.RawCursor[Customer]]:
             settings = execute(self._cursors.values, self._queries["search_settings"])
-            found = self._fetch_customers(statement, params)
-            row = settings.fetchone()
-            assert row is not None  # noqa: S101 - one row, over an aggregate
-            return found, row[0]
+            found = execute(self._cursors.customers, self._queries[statement], params)
+            return settings, found
 
         # undo: its settings end with the call, even inside a caller's transaction.
-        return run_call(self._conn, page, statements=2, undo=True)
+        # The rows are read after the call: in pipeline mode, the Sync that ends it
+        # brings every result, so a search is one round trip, not two.
+        settings, found = run_call(self._conn, send, statements=2, undo=True)
+        row = settings.fetchone()
+        assert row is not None  # noqa: S101 - one row, over an aggregate
+        return found.fetchall(), row[0]
 
     def list(
         self, *, page: int = 1, per_page: int = 20, include_inactive: bool = False

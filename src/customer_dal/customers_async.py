@@ -158,15 +158,20 @@ class AsyncCustomerRepository:
     ) -> tuple[list[Customer], str]:
         """A page from ``statement``, and the search statement the schema is ready for."""
 
-        async def page() -> tuple[list[Customer], str]:
+        async def send() -> tuple[
+            psycopg.AsyncRawCursor[tuple[Any, ...]], psycopg.AsyncRawCursor[Customer]
+        ]:
             settings = await execute(self._cursors.values, self._queries["search_settings"])
-            found = await self._fetch_customers(statement, params)
-            row = await settings.fetchone()
-            assert row is not None  # noqa: S101 - one row, over an aggregate
-            return found, row[0]
+            found = await execute(self._cursors.customers, self._queries[statement], params)
+            return settings, found
 
         # undo: its settings end with the call, even inside a caller's transaction.
-        return await run_call(self._conn, page, statements=2, undo=True)
+        # The rows are read after the call: in pipeline mode, the Sync that ends it
+        # brings every result, so a search is one round trip, not two.
+        settings, found = await run_call(self._conn, send, statements=2, undo=True)
+        row = await settings.fetchone()
+        assert row is not None  # noqa: S101 - one row, over an aggregate
+        return await found.fetchall(), row[0]
 
     async def list(
         self, *, page: int = 1, per_page: int = 20, include_inactive: bool = False
