@@ -55,15 +55,17 @@ def test_bench_prints_every_figure_against_its_baseline(
 
 
 def test_the_story_search_runs_beside_ours_as_often_where_it_is_fast(dsn: str) -> None:
-    """Its p95 then comes from as many samples as ours; a slow one runs once per query."""
+    """Its p95 then comes from as many samples as ours; a slow one runs once per query,
+    and that run stands for every round, so that each query weighs the same."""
     with connect(dsn) as conn:
         bulk_import(conn, lambda: fake_customers(50, seed=1))
         bench._prepare_baselines(conn)
         mix = {"some class": ["son", "zz-no-match"]}
         fast = bench._bench_search(conn, mix, repeats=3)["some class"]
         slow = bench._bench_search(conn, mix, repeats=3, story_fast_ms=0)["some class"]
-    assert [len(fast[side].samples) for side in ("ours", "story")] == [6, 6]
-    assert [len(slow[side].samples) for side in ("ours", "story")] == [6, 2]
+    assert [len(timings[side].samples) for timings in (fast, slow) for side in timings] == [6] * 4
+    assert slow["story"].samples == slow["story"].samples[:2] * 3  # two runs, three rounds
+    assert fast["story"].samples != fast["story"].samples[:2] * 3
 
 
 def test_the_figure_through_pgbouncer(dsn: str) -> None:
