@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,20 @@ from customer_dal.db import with_database
 from .flavours import SYNC, Flavour, loop_thread  # noqa: F401 - loop_thread: a fixture
 
 _names = itertools.count()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ctrl_c_raises_keyboard_interrupt() -> None:
+    """Tests send Ctrl-C (SIGINT) to this process and to the CLI processes it starts.
+
+    A shell that starts the suite in the background (``nohup make test &``, many CI
+    runners) sets SIGINT to be ignored, and Python then installs no handler: Ctrl-C
+    raises nothing, and a test waiting for it waits for ever (a COPY of 2,000,000
+    rows into a server that takes a second per row). The children inherit the
+    ignoring. A handler of Python's own is reset to the default in a child, so
+    installing it here fixes both.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
