@@ -14,8 +14,9 @@
 -- what they left of the page, so pages never overlap or skip.
 --
 -- Parameters, with LIKE's wildcards escaped in the query: %(query)s is the
--- query as typed; %(limit)s is offset + limit (the tiers find that many;
--- only the last %(offset)s are read in full and returned); %(exact)s is the query's digits when it looks like a whole phone
+-- query as typed; %(limit)s is offset + limit (the tiers find that many,
+-- then the statement skips the first %(offset)s and reads only the rest in
+-- full); %(exact)s is the query's digits when it looks like a whole phone
 -- number (else NULL); %(prefix)s is '<query>%'; %(pattern)s is '%<query>%'
 -- (or '<query>%' for a query without a trigram, which matches prefixes only:
 -- %(prefix_only)s); %(digit_pattern)s is '%<digits>%' when the query looks

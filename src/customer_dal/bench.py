@@ -283,8 +283,8 @@ def _bench_search(
 
     # psycopg prepares a statement on its sixth run: a pooled connection in an
     # application is long past it. (The story's query is never prepared.)
-    for query in ["warm-up"] * WARM_UP_RUNS:
-        repo.search(query)
+    for _ in range(WARM_UP_RUNS):
+        repo.search("warm-up")
     for label, queries in mix.items():
         offset = DEEP_OFFSET if label == DEEP_PAGE else 0
         ours_call = partial(repo.search, offset=offset)

@@ -6,8 +6,8 @@ the bench's query mix) and gives the connection back. The baseline is raw
 psycopg async doing the same on a plain ``psycopg_pool.AsyncConnectionPool``
 with the same SQL: the statements the repository sends, in the same
 transactions, on raw cursors as the repository's, returning tuples where the
-repository returns models. The sync
-API on 8 threads over a pool of 8 is printed beside them, for information.
+repository returns models. The sync API on 8 threads over a pool of 8 is
+printed beside them, for information.
 
 Each figure is the median of a few rounds, taken in turn so that drift in a
 shared machine hits every variant alike. Client CPU is this process's CPU time
